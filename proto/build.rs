@@ -1,0 +1,27 @@
+//! Compiles the `tracechain.v1` schema with the pure-Rust `protox` compiler (no system
+//! `protoc`) and generates prost types and tonic stubs. The encoded descriptor set is
+//! kept for gRPC reflection.
+
+use std::{env, fs, path::PathBuf};
+
+use protox::prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = [
+        "proto/tracechain/v1/tx.proto",
+        "proto/tracechain/v1/chain.proto",
+        "proto/tracechain/v1/state.proto",
+        "proto/tracechain/v1/api.proto",
+    ];
+    for f in files {
+        println!("cargo:rerun-if-changed={f}");
+    }
+    let fds = protox::compile(files, ["proto"])?;
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(out.join("tracechain_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}
