@@ -27,10 +27,10 @@ pub struct BlockCommit {
     pub block_hash: [u8; 32],
     /// The encoded committed block (with its certificate), as the node serves it later.
     pub block: Vec<u8>,
-    /// Ids of the block's transactions, in block order; the position is the index stored
-    /// in the `txs` column family. Ids must be unique on the chain: a repeated id
-    /// overwrites the earlier location, so the node rejects proposals that repeat one.
-    pub tx_ids: Vec<[u8; 32]>,
+    /// `(index in the block, tx id)` of the transactions to index in the `txs` column
+    /// family. Ids must be unique on the chain: a repeated id would overwrite the earlier
+    /// location, so the node leaves out transactions that repeat one.
+    pub tx_ids: Vec<(u32, [u8; 32])>,
     /// Ledger state changes, applied in order (a later write to the same key wins).
     pub state_writes: Vec<StateWrite>,
     /// Secondary index entries to put.
@@ -116,11 +116,7 @@ impl Store {
         batch.put_cf(self.cf(Cf::Blocks)?, height_bytes, &commit.block);
         batch.put_cf(self.cf(Cf::BlockHashes)?, commit.block_hash, height_bytes);
         let txs = self.cf(Cf::Txs)?;
-        for (position, tx_id) in commit.tx_ids.iter().enumerate() {
-            let index = u32::try_from(position).map_err(|_| StorageError::TooManyTransactions {
-                height: commit.height,
-                count: commit.tx_ids.len(),
-            })?;
+        for &(index, tx_id) in &commit.tx_ids {
             let location = TxLocation {
                 height: commit.height,
                 index,

@@ -59,15 +59,6 @@ pub enum StorageError {
         height: u64,
     },
 
-    /// More transactions in one block than a u32 index can address.
-    #[error("block {height} has {count} transactions; at most u32::MAX + 1 are addressable")]
-    TooManyTransactions {
-        /// Height of the block.
-        height: u64,
-        /// Number of transaction ids offered.
-        count: usize,
-    },
-
     /// Genesis may only be written to a store that has no chain head yet.
     #[error("store already has a chain head at height {height}; genesis needs an empty store")]
     AlreadyInitialized {

@@ -124,7 +124,7 @@ fn commit_for(height: u64) -> BlockCommit {
         height,
         block_hash: block_hash(height),
         block,
-        tx_ids: (0..TXS_PER_BLOCK).map(|i| tx_id(height, i)).collect(),
+        tx_ids: (0..TXS_PER_BLOCK).map(|i| (i, tx_id(height, i))).collect(),
         state_writes: state_writes(height),
         index_writes: index_writes(height),
         head: head_for(height),

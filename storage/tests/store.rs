@@ -38,7 +38,7 @@ fn block(
         height,
         block_hash: block_hash(height),
         block: format!("block {height}").into_bytes(),
-        tx_ids: (0..tx_count).map(|i| tx_id(height, i)).collect(),
+        tx_ids: (0..tx_count).map(|i| (i, tx_id(height, i))).collect(),
         state_writes,
         index_writes,
         head: ChainHead {
