@@ -1,0 +1,303 @@
+//! Single-member ingest benchmark: how many signed sensor readings per second one node
+//! (n = 1) admits, orders, executes and commits, measured through its gRPC API.
+//!
+//! ```text
+//! cargo run --release -p tracechain-node --example ingest_bench -- --readings 100000 --scheme ed25519
+//! ```
+//!
+//! Setup (not measured): a node in this process on 127.0.0.1:0 with a fresh RocksDB
+//! directory, `--devices` loggers registered and attached to shipments, and every
+//! reading signed in advance. Measured: from the first SubmitTxs to the block that
+//! commits the last reading; committed means executed with result OK and written (one
+//! synced RocksDB write per block). Prints a table and a JSON line.
+
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use clap::Parser;
+use tokio::sync::watch;
+use tracechain_node::{
+    api,
+    crypto::{Scheme, SecretKey},
+    genesis::{Genesis, GenesisFile, MemberEntry, Role},
+    node::{Node, NodeConfig},
+    tx,
+};
+use tracechain_proto::v1::{self as pb, ledger_client::LedgerClient, tx_body::Action};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Signed readings to commit.
+    #[arg(long, default_value_t = 100_000)]
+    readings: usize,
+    /// Devices (each with its own key and sequence).
+    #[arg(long, default_value_t = 200)]
+    devices: usize,
+    /// Device signature scheme: ed25519, p256 or mixed.
+    #[arg(long, default_value = "ed25519")]
+    scheme: String,
+    /// Readings per SubmitTxs request.
+    #[arg(long, default_value_t = 2_000)]
+    batch: usize,
+    /// Concurrent submitting clients.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// Most transactions per block.
+    #[arg(long, default_value_t = 10_000)]
+    max_block_txs: usize,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn signer(kind: pb::SignerKind, id: &str, key: &SecretKey) -> pb::Signer {
+    pb::Signer {
+        kind: kind as i32,
+        id: id.into(),
+        scheme: pb::SignatureScheme::from(key.scheme()) as i32,
+        public_key: key.public_key(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let chain = "bench-chain";
+    let admin = SecretKey::generate(Scheme::Ed25519);
+    let node_key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let genesis = Genesis::from_file(GenesisFile {
+        chain_id: chain.into(),
+        genesis_time_ms: now_ms() - 86_400_000,
+        max_clock_skew_ms: 300_000,
+        members: vec![MemberEntry {
+            id: "farm".into(),
+            name: "farm".into(),
+            role: Role::Producer,
+            node_key: hex::encode(node_key.verifying_key().as_bytes()),
+            admin_key: hex::encode(admin.public_key()),
+            address: String::new(),
+            validator: true,
+        }],
+    })?;
+    let data = tempfile::tempdir()?;
+    let mut config = NodeConfig::new(data.path().join("db"), "farm".into());
+    config.max_block_txs = args.max_block_txs;
+    config.mempool_max_txs = args.readings + 10_000;
+    let node = Node::open(config, genesis, node_key)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr: SocketAddr = listener.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+    let producer = tokio::spawn(node.clone().run_producer(stopped.clone()));
+    let mut api_stop = stopped;
+    let server = tokio::spawn(api::serve(node.clone(), listener, async move {
+        let _ = api_stop.wait_for(|s| *s).await;
+    }));
+    let url = format!("http://{addr}");
+    let mut client = LedgerClient::connect(url.clone())
+        .await?
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
+
+    // ---- setup: devices, shipments, pre-signed readings ----
+    let schemes: Vec<Scheme> = (0..args.devices)
+        .map(|i| match args.scheme.as_str() {
+            "p256" => Scheme::P256,
+            "mixed" if i % 2 == 1 => Scheme::P256,
+            _ => Scheme::Ed25519,
+        })
+        .collect();
+    let devices: Vec<(String, SecretKey)> = schemes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            (
+                format!("urn:epc:id:giai:4012345.{i}"),
+                SecretKey::generate(*s),
+            )
+        })
+        .collect();
+    let mut admin_seq = 0u64;
+    let mut admin_tx = |action: Action| {
+        admin_seq += 1;
+        tx::sign_body(
+            &pb::TxBody {
+                chain_id: chain.into(),
+                signer: Some(signer(pb::SignerKind::Member, "farm", &admin)),
+                sequence: admin_seq,
+                time_ms: now_ms(),
+                action: Some(action),
+            },
+            &admin,
+        )
+    };
+    let mut setup = Vec::new();
+    for (id, key) in &devices {
+        setup.push(admin_tx(Action::RegisterDevice(pb::RegisterDevice {
+            device_id: id.clone(),
+            scheme: pb::SignatureScheme::from(key.scheme()) as i32,
+            public_key: key.public_key(),
+            device_type: "logger".into(),
+        })));
+    }
+    let shipments: Vec<String> = devices
+        .chunks(10)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let id = format!("urn:epc:id:sscc:4012345.{i:010}");
+            setup.push(admin_tx(Action::CreateShipment(pb::CreateShipment {
+                shipment_id: id.clone(),
+                products: vec![],
+                owner: String::new(),
+                policy: Some(pb::ColdChainPolicy {
+                    min_milli_c: 2_000,
+                    max_milli_c: 8_000,
+                    excursion_budget_minutes: 60,
+                    ..Default::default()
+                }),
+                origin_location: String::new(),
+                device_ids: chunk.iter().map(|(d, _)| d.clone()).collect(),
+            })));
+            id
+        })
+        .collect();
+    let last_setup = blake3::hash(&setup.last().map(|t| t.body.clone()).unwrap_or_default())
+        .as_bytes()
+        .to_vec();
+    for chunk in setup.chunks(args.batch) {
+        client
+            .submit_txs(pb::SubmitTxsRequest {
+                txs: chunk.to_vec(),
+            })
+            .await?;
+    }
+    loop {
+        let r = client
+            .get_tx(pb::GetTxRequest {
+                tx_id: last_setup.clone(),
+            })
+            .await;
+        if r.is_ok_and(|r| r.into_inner().status == pb::TxStatus::Committed as i32) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let per_device = args.readings.div_ceil(args.devices);
+    let t0 = now_ms() - per_device as i64 * 1_000 - 10_000;
+    let signing = Instant::now();
+    let mut readings = Vec::with_capacity(args.readings);
+    'outer: for k in 0..per_device {
+        for (d, (id, key)) in devices.iter().enumerate() {
+            if readings.len() == args.readings {
+                break 'outer;
+            }
+            let at = t0 + k as i64 * 1_000;
+            readings.push(tx::sign_body(
+                &pb::TxBody {
+                    chain_id: chain.into(),
+                    signer: Some(signer(pb::SignerKind::Device, id, key)),
+                    sequence: k as u64 + 1,
+                    time_ms: at,
+                    action: Some(Action::SensorReport(pb::SensorReport {
+                        shipment_id: shipments[d / 10].clone(),
+                        observed_at_ms: at,
+                        temperature_milli_c: 4_000 + ((k * 7 + d) % 30) as i32 * 100,
+                        humidity_permille: Some(800),
+                        location: None,
+                    })),
+                },
+                key,
+            ));
+        }
+    }
+    eprintln!(
+        "pre-signed {} readings from {} devices ({}) in {:.1} s",
+        readings.len(),
+        args.devices,
+        args.scheme,
+        signing.elapsed().as_secs_f64()
+    );
+
+    // ---- measured window ----
+    let start_height = client
+        .get_chain_status(pb::GetChainStatusRequest {})
+        .await?
+        .into_inner()
+        .height;
+    let mut blocks = client
+        .subscribe_blocks(pb::SubscribeBlocksRequest {
+            from_height: start_height + 1,
+        })
+        .await?
+        .into_inner();
+    let total = readings.len();
+    let started = Instant::now();
+    let chunks: Vec<Vec<pb::SignedTx>> = readings.chunks(args.batch).map(|c| c.to_vec()).collect();
+    let per_client = chunks.len().div_ceil(args.clients.max(1));
+    let mut senders = Vec::new();
+    for part in chunks.chunks(per_client.max(1)) {
+        let part = part.to_vec();
+        let mut c = client.clone();
+        senders.push(tokio::spawn(async move {
+            let mut rejected = 0usize;
+            for txs in part {
+                let r = c
+                    .submit_txs(pb::SubmitTxsRequest { txs })
+                    .await?
+                    .into_inner();
+                rejected += r.outcomes.iter().filter(|o| !o.accepted).count();
+            }
+            Ok::<_, tonic::Status>(rejected)
+        }));
+    }
+    let mut committed = 0usize;
+    let mut failed = 0usize;
+    let mut block_count = 0usize;
+    let mut max_block = 0usize;
+    while committed + failed < total {
+        let Some(b) = blocks.message().await? else {
+            anyhow::bail!("subscription ended");
+        };
+        block_count += 1;
+        max_block = max_block.max(b.results.len());
+        for r in &b.results {
+            if r.code == pb::ResultCode::Ok as i32 {
+                committed += 1;
+            } else {
+                failed += 1;
+            }
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut rejected = 0;
+    for s in senders {
+        rejected += s.await??;
+    }
+    let rate = committed as f64 / elapsed;
+    println!(
+        "| readings | devices | scheme | committed | failed | rejected | blocks | max block | seconds | committed/s |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {total} | {} | {} | {committed} | {failed} | {rejected} | {block_count} | {max_block} | {elapsed:.2} | {rate:.0} |",
+        args.devices, args.scheme
+    );
+    println!(
+        "{}",
+        serde_json::json!({
+            "readings": total, "devices": args.devices, "scheme": args.scheme,
+            "committed": committed, "failed": failed, "rejected": rejected,
+            "blocks": block_count, "max_block_txs": max_block,
+            "seconds": elapsed, "committed_per_second": rate,
+        })
+    );
+    let _ = stop.send(true);
+    let _ = producer.await;
+    let _ = server.await;
+    Ok(())
+}

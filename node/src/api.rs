@@ -1,0 +1,266 @@
+//! The integrators' gRPC API (`tracechain.v1.Ledger`), gRPC reflection and the
+//! standard health service, over one [`Node`].
+//!
+//! Every handler validates its request, maps node errors to precise status codes
+//! (INVALID_ARGUMENT, ALREADY_EXISTS, FAILED_PRECONDITION, RESOURCE_EXHAUSTED,
+//! NOT_FOUND) and never panics on client input. Request sizes are bounded.
+
+use std::{future::Future, pin::Pin, time::Duration};
+
+use futures::{Stream, StreamExt};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{Request, Response, Status};
+use tracechain_proto::v1::{self as pb, ledger_server::LedgerServer};
+
+use crate::{node::Node, tx::TxId};
+
+/// Largest request the server decodes: a SubmitTxs of many transactions.
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+/// Most transactions in one SubmitTxs.
+pub const MAX_TXS_PER_REQUEST: usize = 10_000;
+/// Longest `wait_for_commit`.
+pub const COMMIT_WAIT: Duration = Duration::from_secs(30);
+/// Default and largest page of shipment events.
+pub const MAX_EVENTS_PAGE: u32 = 1_000;
+
+/// The Ledger service.
+pub struct Api {
+    node: Node,
+}
+
+fn tx_id(bytes: &[u8]) -> Result<TxId, Status> {
+    <[u8; 32]>::try_from(bytes)
+        .map(TxId)
+        .map_err(|_| Status::invalid_argument("tx_id must be 32 bytes"))
+}
+
+fn internal(e: String) -> Status {
+    tracing::error!(error = %e, "request failed on a local fault");
+    Status::internal(e)
+}
+
+fn non_empty(field: &str, value: &str) -> Result<(), Status> {
+    if value.is_empty() || value.len() > 256 {
+        return Err(Status::invalid_argument(format!(
+            "{field} must be 1..=256 bytes"
+        )));
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl pb::ledger_server::Ledger for Api {
+    async fn submit_tx(
+        &self,
+        request: Request<pb::SubmitTxRequest>,
+    ) -> Result<Response<pb::SubmitTxResponse>, Status> {
+        let req = request.into_inner();
+        let tx = req
+            .tx
+            .ok_or_else(|| Status::invalid_argument("tx is required"))?;
+        let id = match self.node.submit(vec![tx]).await.pop() {
+            Some(Ok(id)) => id,
+            Some(Err(e)) => return Err(Status::new(e.code(), e.to_string())),
+            None => return Err(Status::internal("no admission outcome")),
+        };
+        let mut response = pb::SubmitTxResponse {
+            tx_id: id.0.to_vec(),
+            status: pb::TxStatus::Pending as i32,
+            ..Default::default()
+        };
+        if req.wait_for_commit
+            && let Some(found) = self.node.wait_for_commit(id, COMMIT_WAIT).await
+        {
+            response.status = found.status as i32;
+            response.height = found.height;
+            response.index = found.index;
+            response.result = found.result;
+        }
+        Ok(Response::new(response))
+    }
+
+    async fn submit_txs(
+        &self,
+        request: Request<pb::SubmitTxsRequest>,
+    ) -> Result<Response<pb::SubmitTxsResponse>, Status> {
+        let txs = request.into_inner().txs;
+        if txs.len() > MAX_TXS_PER_REQUEST {
+            return Err(Status::invalid_argument(format!(
+                "at most {MAX_TXS_PER_REQUEST} transactions per request, got {}",
+                txs.len()
+            )));
+        }
+        let ids: Vec<Vec<u8>> = txs
+            .iter()
+            .map(|t| blake3::hash(&t.body).as_bytes().to_vec())
+            .collect();
+        let outcomes = self
+            .node
+            .submit(txs)
+            .await
+            .into_iter()
+            .zip(ids)
+            .map(|(outcome, id)| match outcome {
+                Ok(_) => pb::SubmitOutcome {
+                    tx_id: id,
+                    accepted: true,
+                    ..Default::default()
+                },
+                Err(e) => pb::SubmitOutcome {
+                    tx_id: id,
+                    accepted: false,
+                    error_code: format!("{:?}", e.code()),
+                    error: e.to_string(),
+                },
+            })
+            .collect();
+        Ok(Response::new(pb::SubmitTxsResponse { outcomes }))
+    }
+
+    async fn get_tx(
+        &self,
+        request: Request<pb::GetTxRequest>,
+    ) -> Result<Response<pb::GetTxResponse>, Status> {
+        let id = tx_id(&request.into_inner().tx_id)?;
+        let found = self.node.get_tx(id).await.map_err(internal)?;
+        if found.status == pb::TxStatus::Unknown {
+            return Err(Status::not_found(format!("transaction {id} is unknown")));
+        }
+        Ok(Response::new(pb::GetTxResponse {
+            tx_id: id.0.to_vec(),
+            status: found.status as i32,
+            height: found.height,
+            index: found.index,
+            result: found.result,
+            tx: found.tx,
+        }))
+    }
+
+    async fn get_block(
+        &self,
+        request: Request<pb::GetBlockRequest>,
+    ) -> Result<Response<pb::CommittedBlock>, Status> {
+        let block = match request.into_inner().by {
+            Some(pb::get_block_request::By::Height(h)) => self.node.block(h).await,
+            Some(pb::get_block_request::By::Hash(h)) => {
+                let hash = <[u8; 32]>::try_from(h.as_slice())
+                    .map_err(|_| Status::invalid_argument("hash must be 32 bytes"))?;
+                self.node.block_by_hash(hash).await
+            }
+            None => return Err(Status::invalid_argument("give a height or a hash")),
+        }
+        .map_err(internal)?;
+        block
+            .map(Response::new)
+            .ok_or_else(|| Status::not_found("no such block"))
+    }
+
+    async fn get_shipment(
+        &self,
+        request: Request<pb::GetShipmentRequest>,
+    ) -> Result<Response<pb::ShipmentTwin>, Status> {
+        let id = request.into_inner().shipment_id;
+        non_empty("shipment_id", &id)?;
+        self.node
+            .shipment(&id)
+            .await
+            .map_err(internal)?
+            .map(Response::new)
+            .ok_or_else(|| Status::not_found(format!("shipment {id} does not exist")))
+    }
+
+    async fn get_shipment_events(
+        &self,
+        request: Request<pb::GetShipmentEventsRequest>,
+    ) -> Result<Response<pb::GetShipmentEventsResponse>, Status> {
+        let req = request.into_inner();
+        non_empty("shipment_id", &req.shipment_id)?;
+        let limit = if req.limit == 0 {
+            MAX_EVENTS_PAGE
+        } else {
+            req.limit.min(MAX_EVENTS_PAGE)
+        };
+        let (events, total) = self
+            .node
+            .shipment_events(&req.shipment_id, req.offset, limit as usize)
+            .await
+            .map_err(internal)?;
+        if total == 0
+            && self
+                .node
+                .shipment(&req.shipment_id)
+                .await
+                .map_err(internal)?
+                .is_none()
+        {
+            return Err(Status::not_found(format!(
+                "shipment {} does not exist",
+                req.shipment_id
+            )));
+        }
+        Ok(Response::new(pb::GetShipmentEventsResponse {
+            events,
+            total,
+        }))
+    }
+
+    async fn get_device(
+        &self,
+        request: Request<pb::GetDeviceRequest>,
+    ) -> Result<Response<pb::DeviceRecord>, Status> {
+        let id = request.into_inner().device_id;
+        non_empty("device_id", &id)?;
+        self.node
+            .device(&id)
+            .await
+            .map_err(internal)?
+            .map(Response::new)
+            .ok_or_else(|| Status::not_found(format!("device {id} is not registered")))
+    }
+
+    async fn get_chain_status(
+        &self,
+        _request: Request<pb::GetChainStatusRequest>,
+    ) -> Result<Response<pb::ChainStatus>, Status> {
+        Ok(Response::new(self.node.status().await))
+    }
+
+    type SubscribeBlocksStream =
+        Pin<Box<dyn Stream<Item = Result<pb::CommittedBlock, Status>> + Send + 'static>>;
+
+    async fn subscribe_blocks(
+        &self,
+        request: Request<pb::SubscribeBlocksRequest>,
+    ) -> Result<Response<Self::SubscribeBlocksStream>, Status> {
+        let from = request.into_inner().from_height;
+        let stream =
+            ReceiverStream::new(self.node.subscribe(from)).map(|item| item.map_err(internal));
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    node: Node,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<LedgerServer<Api>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tracechain_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let ledger = LedgerServer::new(Api { node })
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .max_encoding_message_size(64 * 1024 * 1024);
+    tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(256)
+        .timeout(Duration::from_secs(60))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(ledger)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,768 @@
+//! The chain: building, checking and committing blocks over the store.
+//!
+//! A block is executed before it is proposed (execute-then-propose): its header commits
+//! to the transaction ids (`tx_root`), to each transaction's result (`results_root`)
+//! and to the state after it (`state_commitment`), so one commit certificate proves
+//! all three. A replica checks a proposal by re-executing it and comparing
+//! ([`Chain::check_proposal`]). Committing writes the block, its results, state
+//! changes, indexes and the new head in one atomic, synced write.
+
+use std::sync::Arc;
+
+use ed25519_dalek::{Signature, SigningKey};
+use prost::Message;
+use tracechain_consensus::{CommitCertificate, ReplicaId, ValidatorSet, sign_commit_vote};
+use tracechain_proto::v1 as pb;
+use tracechain_storage::{BlockCommit, ChainHead, Store};
+
+use crate::{
+    genesis::Genesis,
+    ledger::{BlockContext, BlockExecution, Ledger, StateError, StateReader},
+    merkle,
+    tx::{self, CheckedTx, TxId},
+};
+
+/// Why a block cannot be built, checked or committed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The store failed (a local fault).
+    #[error("storage: {0}")]
+    Storage(#[from] tracechain_storage::StorageError),
+    /// State could not be read (a local fault).
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A stored record does not decode (a local fault).
+    #[error("corrupt {what}: {reason}")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// The decode error.
+        reason: String,
+    },
+    /// A proposed or fetched block breaks a rule (the proposer's fault).
+    #[error("invalid block at height {height}: {reason}")]
+    InvalidBlock {
+        /// Height of the block.
+        height: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A certificate does not prove the block.
+    #[error("invalid certificate for height {height}: {reason}")]
+    InvalidCertificate {
+        /// Height.
+        height: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A block executed against the current head, ready to be certified and committed.
+#[derive(Debug)]
+pub struct ExecutedBlock {
+    /// The decoded header.
+    pub header: pb::BlockHeader,
+    /// The block as it is hashed, signed and stored.
+    pub block: pb::Block,
+    /// blake3 of the encoded header.
+    pub hash: [u8; 32],
+    /// Transaction ids, in order.
+    pub tx_ids: Vec<TxId>,
+    /// Execution results and writes.
+    pub execution: BlockExecution,
+}
+
+/// Committed state is read through the store.
+struct StoreState<'a>(&'a Store);
+
+impl StateReader for StoreState<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        self.0
+            .get_state(key)
+            .map_err(|e| StateError::Store(e.to_string()))
+    }
+    fn tx_committed(&self, id: &TxId) -> Result<bool, StateError> {
+        self.0
+            .tx_location(&id.0)
+            .map(|l| l.is_some())
+            .map_err(|e| StateError::Store(e.to_string()))
+    }
+}
+
+/// The head as the node keeps it: the storage head plus the decoded header.
+#[derive(Debug, Clone)]
+pub struct Head {
+    /// Height (0 before block 1).
+    pub height: u64,
+    /// Hash of the head block (the genesis hash at height 0).
+    pub hash: [u8; 32],
+    /// State commitment after the head block (zero at genesis).
+    pub state_commitment: [u8; 32],
+    /// Block time of the head (genesis time at height 0).
+    pub time_ms: i64,
+}
+
+/// The chain over one store.
+pub struct Chain {
+    store: Arc<Store>,
+    ledger: Ledger,
+    validators: ValidatorSet,
+    head: Head,
+}
+
+fn hash32(bytes: &[u8]) -> [u8; 32] {
+    *blake3::hash(bytes).as_bytes()
+}
+
+fn result_hash(r: &pb::TxResult) -> [u8; 32] {
+    hash32(&r.encode_to_vec())
+}
+
+impl Chain {
+    /// Opens the chain over `store`, resuming from its head.
+    pub fn open(store: Arc<Store>, genesis: Genesis) -> Result<Self, ChainError> {
+        let head = match store.head()? {
+            None => Head {
+                height: 0,
+                hash: genesis.hash(),
+                state_commitment: [0; 32],
+                time_ms: genesis.file.genesis_time_ms,
+            },
+            Some(h) => {
+                let header = pb::BlockHeader::decode(h.extra.as_slice()).map_err(|e| {
+                    ChainError::Corrupt {
+                        what: "head header",
+                        reason: e.to_string(),
+                    }
+                })?;
+                if header.chain_id != genesis.chain_id() {
+                    return Err(ChainError::Corrupt {
+                        what: "head header",
+                        reason: format!(
+                            "data directory holds chain {:?}, genesis says {:?}",
+                            header.chain_id,
+                            genesis.chain_id()
+                        ),
+                    });
+                }
+                Head {
+                    height: h.height,
+                    hash: h.block_hash,
+                    state_commitment: h.state_commitment,
+                    time_ms: header.time_ms,
+                }
+            }
+        };
+        Ok(Self {
+            validators: genesis.validators(),
+            ledger: Ledger::new(genesis),
+            store,
+            head,
+        })
+    }
+
+    /// The current head.
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    /// The genesis.
+    pub fn genesis(&self) -> &Genesis {
+        self.ledger.genesis()
+    }
+
+    /// The validator set.
+    pub fn validators(&self) -> &ValidatorSet {
+        &self.validators
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Executes `txs` as the next block, proposed by `proposer` in `view` at `time_ms`
+    /// (raised to one past the parent's time if the clock is behind).
+    pub fn build_block(
+        &self,
+        txs: &[Arc<CheckedTx>],
+        time_ms: i64,
+        view: u64,
+        proposer: &str,
+    ) -> Result<ExecutedBlock, ChainError> {
+        let height = self.head.height + 1;
+        let time_ms = time_ms.max(self.head.time_ms + 1);
+        let ctx = BlockContext { height, time_ms };
+        let execution = self.ledger.execute_block(
+            &StoreState(&self.store),
+            ctx,
+            txs.iter().map(|t| t.as_ref()),
+        )?;
+        let tx_ids: Vec<TxId> = txs.iter().map(|t| t.id).collect();
+        let header = self.header_for(height, time_ms, view, proposer, &tx_ids, &execution);
+        let header_bytes = header.encode_to_vec();
+        Ok(ExecutedBlock {
+            hash: hash32(&header_bytes),
+            block: pb::Block {
+                header: header_bytes,
+                txs: txs.iter().map(|t| t.signed.clone()).collect(),
+            },
+            header,
+            tx_ids,
+            execution,
+        })
+    }
+
+    fn header_for(
+        &self,
+        height: u64,
+        time_ms: i64,
+        view: u64,
+        proposer: &str,
+        tx_ids: &[TxId],
+        execution: &BlockExecution,
+    ) -> pb::BlockHeader {
+        let ids: Vec<[u8; 32]> = tx_ids.iter().map(|t| t.0).collect();
+        let results: Vec<[u8; 32]> = execution.results.iter().map(result_hash).collect();
+        pb::BlockHeader {
+            chain_id: self.genesis().chain_id().to_string(),
+            height,
+            prev_hash: self.head.hash.to_vec(),
+            tx_root: merkle::root(&ids).to_vec(),
+            results_root: merkle::root(&results).to_vec(),
+            state_commitment: crate::ledger::state::state_commitment(
+                &self.head.state_commitment,
+                &execution.writes,
+            )
+            .to_vec(),
+            proposer: proposer.to_string(),
+            view,
+            time_ms,
+            tx_count: tx_ids.len() as u32,
+        }
+    }
+
+    /// Checks a block proposed (or fetched) for the next height: header fields, every
+    /// transaction's signature and stateless rules, then re-executes it and compares
+    /// the roots. `checked` may supply transactions already verified on arrival (keyed
+    /// by id) so that no signature is checked twice.
+    pub fn check_proposal(
+        &self,
+        block: &pb::Block,
+        checked: &dyn Fn(&TxId) -> Option<Arc<CheckedTx>>,
+        max_time_ms: i64,
+    ) -> Result<ExecutedBlock, ChainError> {
+        let height = self.head.height + 1;
+        let invalid = |reason: String| ChainError::InvalidBlock { height, reason };
+        let header = pb::BlockHeader::decode(block.header.as_slice())
+            .map_err(|e| invalid(format!("header does not decode: {e}")))?;
+        if header.chain_id != self.genesis().chain_id() {
+            return Err(invalid(format!("chain id {:?}", header.chain_id)));
+        }
+        if header.height != height {
+            return Err(invalid(format!(
+                "height {} is not the next height",
+                header.height
+            )));
+        }
+        if header.prev_hash != self.head.hash {
+            return Err(invalid("prev_hash is not the head".into()));
+        }
+        if header.time_ms <= self.head.time_ms || header.time_ms > max_time_ms {
+            return Err(invalid(format!(
+                "time {} is not after the parent's {} or is too far ahead",
+                header.time_ms, self.head.time_ms
+            )));
+        }
+        if header.tx_count as usize != block.txs.len() {
+            return Err(invalid("tx_count does not match".into()));
+        }
+        if self.genesis().member(&header.proposer).is_none() {
+            return Err(invalid(format!(
+                "proposer {} is not a member",
+                header.proposer
+            )));
+        }
+        // Verify what we have not verified before, in one batch.
+        let chain_id = self.genesis().chain_id();
+        let mut txs: Vec<Option<Arc<CheckedTx>>> = Vec::with_capacity(block.txs.len());
+        let mut unverified = Vec::new();
+        let mut slots = Vec::new();
+        for (i, signed) in block.txs.iter().enumerate() {
+            let id = TxId(hash32(&signed.body));
+            if let Some(c) = checked(&id).filter(|c| c.signed == *signed) {
+                txs.push(Some(c));
+            } else {
+                let u = tx::decode(signed.clone(), chain_id)
+                    .map_err(|e| invalid(format!("transaction {i}: {e}")))?;
+                unverified.push(u);
+                slots.push(i);
+                txs.push(None);
+            }
+        }
+        for (slot, result) in slots.into_iter().zip(tx::verify_all(unverified)) {
+            let c = result.map_err(|e| invalid(format!("transaction {slot}: {e}")))?;
+            txs[slot] = Some(Arc::new(c));
+        }
+        let txs: Vec<Arc<CheckedTx>> = txs.into_iter().flatten().collect();
+        let built = self.build_block(&txs, header.time_ms, header.view, &header.proposer)?;
+        if built.header != header {
+            return Err(invalid(
+                "re-execution gives different roots (tx, results or state)".into(),
+            ));
+        }
+        Ok(ExecutedBlock {
+            block: block.clone(),
+            hash: hash32(&block.header),
+            ..built
+        })
+    }
+
+    /// Commits an executed block with its certificate: one atomic, synced write.
+    pub fn commit(
+        &mut self,
+        executed: ExecutedBlock,
+        certificate: &CommitCertificate,
+    ) -> Result<Arc<pb::CommittedBlock>, ChainError> {
+        let height = executed.header.height;
+        certificate
+            .verify_for(&self.validators, height, &executed.hash)
+            .map_err(|e| ChainError::InvalidCertificate {
+                height,
+                reason: e.to_string(),
+            })?;
+        // A transaction repeated from an earlier block (or earlier in this one) keeps
+        // its DUPLICATE result in the block, but must not move the index entry of the
+        // original: only the first occurrence is indexed.
+        let indexed: Vec<(u32, [u8; 32])> = executed
+            .tx_ids
+            .iter()
+            .zip(&executed.execution.results)
+            .enumerate()
+            .filter(|(_, (_, r))| r.code != pb::ResultCode::Duplicate as i32)
+            .map(|(i, (id, _))| (i as u32, id.0))
+            .collect();
+        let committed = pb::CommittedBlock {
+            block: Some(executed.block),
+            certificate: Some(certificate_to_proto(certificate, self.genesis())),
+            results: executed.execution.results,
+        };
+        let state_commitment: [u8; 32] = executed
+            .header
+            .state_commitment
+            .as_slice()
+            .try_into()
+            .unwrap_or([0; 32]);
+        self.store.commit_block(&BlockCommit {
+            height,
+            block_hash: executed.hash,
+            block: committed.encode_to_vec(),
+            tx_ids: indexed,
+            state_writes: executed.execution.writes.into_iter().collect(),
+            index_writes: executed.execution.index_writes,
+            head: ChainHead {
+                height,
+                block_hash: executed.hash,
+                state_commitment,
+                extra: executed.header.encode_to_vec(),
+            },
+        })?;
+        self.head = Head {
+            height,
+            hash: executed.hash,
+            state_commitment,
+            time_ms: executed.header.time_ms,
+        };
+        Ok(Arc::new(committed))
+    }
+
+    /// Signs the commit vote for `executed` with this node's key: the whole certificate
+    /// when this node is the only validator.
+    pub fn sign_commit(
+        &self,
+        executed: &ExecutedBlock,
+        replica: ReplicaId,
+        key: &SigningKey,
+    ) -> (ReplicaId, Signature) {
+        let sig = sign_commit_vote(
+            key,
+            self.genesis().chain_id(),
+            executed.header.height,
+            executed.header.view,
+            &executed.hash,
+        );
+        (replica, sig)
+    }
+
+    /// The committed block at `height`.
+    pub fn block(&self, height: u64) -> Result<Option<pb::CommittedBlock>, ChainError> {
+        decode_block(self.store.block(height)?)
+    }
+}
+
+/// Decodes a stored committed block.
+pub fn decode_block(bytes: Option<Vec<u8>>) -> Result<Option<pb::CommittedBlock>, ChainError> {
+    bytes
+        .map(|b| {
+            pb::CommittedBlock::decode(b.as_slice()).map_err(|e| ChainError::Corrupt {
+                what: "block",
+                reason: e.to_string(),
+            })
+        })
+        .transpose()
+}
+
+/// A certificate as protobuf: replica ids become member ids.
+pub fn certificate_to_proto(cert: &CommitCertificate, genesis: &Genesis) -> pb::CommitCertificate {
+    pb::CommitCertificate {
+        chain_id: genesis.chain_id().to_string(),
+        height: cert.height,
+        view: cert.view,
+        block_hash: cert.block_hash.to_vec(),
+        signatures: cert
+            .signatures
+            .iter()
+            .map(|(r, s)| pb::CommitSignature {
+                member_id: genesis
+                    .validator(*r)
+                    .map(|m| m.id.clone())
+                    .unwrap_or_default(),
+                signature: s.to_bytes().to_vec(),
+            })
+            .collect(),
+    }
+}
+
+/// A certificate from protobuf, for checking. Unknown members and malformed
+/// signatures are errors; the signatures themselves are checked by `verify`.
+pub fn certificate_from_proto(
+    cert: &pb::CommitCertificate,
+    genesis: &Genesis,
+) -> Result<CommitCertificate, String> {
+    if cert.chain_id != genesis.chain_id() {
+        return Err(format!("certificate is for chain {:?}", cert.chain_id));
+    }
+    let block_hash: [u8; 32] = cert
+        .block_hash
+        .as_slice()
+        .try_into()
+        .map_err(|_| "block hash is not 32 bytes".to_string())?;
+    let signatures = cert
+        .signatures
+        .iter()
+        .map(|s| {
+            let replica = genesis
+                .member(&s.member_id)
+                .and_then(|m| m.replica)
+                .ok_or_else(|| format!("{} is not a validator", s.member_id))?;
+            let bytes: [u8; 64] = s
+                .signature
+                .as_slice()
+                .try_into()
+                .map_err(|_| format!("signature of {} is not 64 bytes", s.member_id))?;
+            Ok((replica, Signature::from_bytes(&bytes)))
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(CommitCertificate {
+        height: cert.height,
+        view: cert.view,
+        block_hash,
+        signatures,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use tracechain_proto::v1::tx_body::Action;
+
+    use super::*;
+    use crate::{
+        crypto::{Scheme, SecretKey},
+        genesis::{GenesisFile, MemberEntry, Role},
+    };
+
+    const CHAIN: &str = "chain-test";
+    const T0: i64 = 1_700_000_000_000;
+
+    struct Fixture {
+        genesis: Genesis,
+        node_key: SigningKey,
+        admin: SecretKey,
+        seq: u64,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let node_key = SigningKey::from_bytes(&[7; 32]);
+            let admin = SecretKey::from_bytes(Scheme::Ed25519, &[8; 32]).expect("seed");
+            let genesis = Genesis::from_file(GenesisFile {
+                chain_id: CHAIN.into(),
+                genesis_time_ms: T0,
+                max_clock_skew_ms: 300_000,
+                members: vec![MemberEntry {
+                    id: "farm".into(),
+                    name: "farm".into(),
+                    role: Role::Producer,
+                    node_key: hex::encode(node_key.verifying_key().as_bytes()),
+                    admin_key: hex::encode(admin.public_key()),
+                    address: String::new(),
+                    validator: true,
+                }],
+            })
+            .expect("genesis");
+            Self {
+                genesis,
+                node_key,
+                admin,
+                seq: 0,
+            }
+        }
+
+        fn open(&self, dir: &std::path::Path) -> Chain {
+            let store = Arc::new(Store::open(dir).expect("store"));
+            Chain::open(store, self.genesis.clone()).expect("chain")
+        }
+
+        fn register(&mut self, device: &str) -> Arc<CheckedTx> {
+            self.seq += 1;
+            let key =
+                SecretKey::from_bytes(Scheme::Ed25519, &[self.seq as u8 + 30; 32]).expect("seed");
+            let body = pb::TxBody {
+                chain_id: CHAIN.into(),
+                signer: Some(pb::Signer {
+                    kind: pb::SignerKind::Member as i32,
+                    id: "farm".into(),
+                    scheme: pb::SignatureScheme::Ed25519 as i32,
+                    public_key: self.admin.public_key(),
+                }),
+                sequence: self.seq,
+                time_ms: T0,
+                action: Some(Action::RegisterDevice(pb::RegisterDevice {
+                    device_id: device.into(),
+                    scheme: pb::SignatureScheme::Ed25519 as i32,
+                    public_key: key.public_key(),
+                    device_type: String::new(),
+                })),
+            };
+            Arc::new(tx::check(tx::sign_body(&body, &self.admin), CHAIN).expect("valid"))
+        }
+
+        fn certify(&self, chain: &Chain, executed: &ExecutedBlock) -> CommitCertificate {
+            let vote = chain.sign_commit(executed, ReplicaId(0), &self.node_key);
+            CommitCertificate {
+                height: executed.header.height,
+                view: executed.header.view,
+                block_hash: executed.hash,
+                signatures: vec![vote],
+            }
+        }
+    }
+
+    fn none(_: &TxId) -> Option<Arc<CheckedTx>> {
+        None
+    }
+
+    #[test]
+    fn build_commit_reopen_and_check_on_a_second_replica() {
+        let mut f = Fixture::new();
+        let (a, b) = (
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("dir"),
+        );
+        let mut leader = f.open(a.path());
+        let mut follower = f.open(b.path());
+        assert_eq!(leader.head().hash, f.genesis.hash());
+
+        for round in 0..3 {
+            let txs = vec![
+                f.register(&format!("dev-{round}-a")),
+                f.register(&format!("dev-{round}-b")),
+            ];
+            let executed = leader
+                .build_block(&txs, T0 + 1_000 * (round + 1), 0, "farm")
+                .expect("build");
+            let cert = f.certify(&leader, &executed);
+            // The follower re-executes the proposal and reaches the same header.
+            let checked = follower
+                .check_proposal(&executed.block, &none, i64::MAX)
+                .expect("valid proposal");
+            assert_eq!(checked.hash, executed.hash);
+            follower.commit(checked, &cert).expect("follower commits");
+            leader.commit(executed, &cert).expect("leader commits");
+        }
+        assert_eq!(leader.head().height, 3);
+        assert_eq!(
+            leader.head().state_commitment,
+            follower.head().state_commitment
+        );
+
+        // Reopen: the head survives.
+        let head = leader.head().clone();
+        drop(leader);
+        let leader = f.open(a.path());
+        assert_eq!(
+            (
+                leader.head().height,
+                leader.head().hash,
+                leader.head().state_commitment
+            ),
+            (head.height, head.hash, head.state_commitment)
+        );
+        let block = leader.block(2).expect("read").expect("block 2");
+        assert_eq!(block.results.len(), 2);
+        assert!(
+            block
+                .results
+                .iter()
+                .all(|r| r.code == pb::ResultCode::Ok as i32)
+        );
+    }
+
+    #[test]
+    fn tampered_proposals_are_invalid() {
+        let mut f = Fixture::new();
+        let dir = tempfile::tempdir().expect("dir");
+        let chain = f.open(dir.path());
+        let txs = vec![f.register("dev-a"), f.register("dev-b")];
+        let good = chain
+            .build_block(&txs, T0 + 1_000, 0, "farm")
+            .expect("build");
+
+        let reheader = |edit: &dyn Fn(&mut pb::BlockHeader)| {
+            let mut h = good.header.clone();
+            edit(&mut h);
+            pb::Block {
+                header: h.encode_to_vec(),
+                txs: good.block.txs.clone(),
+            }
+        };
+        let cases: Vec<(&str, pb::Block)> = vec![
+            (
+                "state commitment",
+                reheader(&|h| h.state_commitment[0] ^= 1),
+            ),
+            ("results root", reheader(&|h| h.results_root[0] ^= 1)),
+            ("tx root", reheader(&|h| h.tx_root[0] ^= 1)),
+            ("prev hash", reheader(&|h| h.prev_hash[0] ^= 1)),
+            ("height", reheader(&|h| h.height = 5)),
+            ("chain id", reheader(&|h| h.chain_id = "other".into())),
+            ("time before parent", reheader(&|h| h.time_ms = T0)),
+            (
+                "unknown proposer",
+                reheader(&|h| h.proposer = "mallory".into()),
+            ),
+            ("tx count", reheader(&|h| h.tx_count = 1)),
+            (
+                "dropped transaction",
+                pb::Block {
+                    header: good.block.header.clone(),
+                    txs: good.block.txs[..1].to_vec(),
+                },
+            ),
+            (
+                "reordered transactions",
+                pb::Block {
+                    header: good.block.header.clone(),
+                    txs: vec![good.block.txs[1].clone(), good.block.txs[0].clone()],
+                },
+            ),
+            ("forged signature", {
+                let mut b = good.block.clone();
+                b.txs[0].signature[5] ^= 1;
+                b
+            }),
+            (
+                "garbage header",
+                pb::Block {
+                    header: vec![0xff; 10],
+                    txs: vec![],
+                },
+            ),
+        ];
+        for (name, block) in cases {
+            let r = chain.check_proposal(&block, &none, i64::MAX);
+            assert!(
+                matches!(r, Err(ChainError::InvalidBlock { .. })),
+                "{name}: expected InvalidBlock, got {r:?}"
+            );
+        }
+        // A time too far ahead of the replica's clock is refused too.
+        assert!(chain.check_proposal(&good.block, &none, T0).is_err());
+        assert!(chain.check_proposal(&good.block, &none, i64::MAX).is_ok());
+    }
+
+    #[test]
+    fn commit_requires_a_valid_certificate() {
+        let mut f = Fixture::new();
+        let dir = tempfile::tempdir().expect("dir");
+        let mut chain = f.open(dir.path());
+        let txs = vec![f.register("dev-a")];
+        let executed = chain
+            .build_block(&txs, T0 + 1_000, 0, "farm")
+            .expect("build");
+        let mut cert = f.certify(&chain, &executed);
+        let forger = SigningKey::from_bytes(&[9; 32]);
+        cert.signatures = vec![chain.sign_commit(&executed, ReplicaId(0), &forger)];
+        let r = chain.commit(executed, &cert);
+        assert!(
+            matches!(r, Err(ChainError::InvalidCertificate { .. })),
+            "{r:?}"
+        );
+        assert_eq!(chain.head().height, 0, "nothing was written");
+        assert!(chain.block(1).expect("read").is_none());
+    }
+
+    #[test]
+    fn a_repeated_transaction_keeps_its_original_location() {
+        let mut f = Fixture::new();
+        let dir = tempfile::tempdir().expect("dir");
+        let mut chain = f.open(dir.path());
+        let tx = f.register("dev-a");
+        let first = chain
+            .build_block(std::slice::from_ref(&tx), T0 + 1_000, 0, "farm")
+            .expect("build");
+        let cert = f.certify(&chain, &first);
+        chain.commit(first, &cert).expect("commit");
+        // A (faulty) proposer repeats it, twice, in the next block.
+        let again = chain
+            .build_block(&[tx.clone(), tx.clone()], T0 + 2_000, 0, "farm")
+            .expect("build");
+        assert!(
+            again
+                .execution
+                .results
+                .iter()
+                .all(|r| r.code == pb::ResultCode::Duplicate as i32)
+        );
+        let cert = f.certify(&chain, &again);
+        chain.commit(again, &cert).expect("commit");
+        let location = chain
+            .store()
+            .tx_location(&tx.id.0)
+            .expect("read")
+            .expect("indexed");
+        assert_eq!((location.height, location.index), (1, 0));
+    }
+
+    #[test]
+    fn certificates_roundtrip_through_protobuf() {
+        let mut f = Fixture::new();
+        let dir = tempfile::tempdir().expect("dir");
+        let chain = f.open(dir.path());
+        let txs = vec![f.register("dev-a")];
+        let executed = chain
+            .build_block(&txs, T0 + 1_000, 0, "farm")
+            .expect("build");
+        let cert = f.certify(&chain, &executed);
+        let proto = certificate_to_proto(&cert, &f.genesis);
+        assert_eq!(proto.signatures[0].member_id, "farm");
+        let back = certificate_from_proto(&proto, &f.genesis).expect("decodes");
+        assert_eq!(back, cert);
+        let mut bad = proto.clone();
+        bad.signatures[0].member_id = "mallory".into();
+        assert!(certificate_from_proto(&bad, &f.genesis).is_err());
+        let mut bad = proto;
+        bad.chain_id = "other".into();
+        assert!(certificate_from_proto(&bad, &f.genesis).is_err());
+    }
+}

@@ -1,0 +1,82 @@
+//! The operator's command line: keys, genesis, running a node, submitting signed
+//! transactions, queries and the demo. Readable output by default, `--json` for scripts.
+
+mod demo;
+mod keys;
+mod output;
+mod query;
+mod run;
+mod submit;
+pub mod units;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// tracechain: a permissioned consortium ledger for supply-chain IoT.
+#[derive(Debug, Parser)]
+#[command(name = "tracechain", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate a key file for a member, a device or a validator node.
+    Keygen(keys::KeygenArgs),
+    /// Create a consortium: genesis file and member keys.
+    Genesis(keys::GenesisArgs),
+    /// Run a node.
+    Run(run::RunArgs),
+    /// Sign and submit a transaction.
+    Submit(submit::SubmitArgs),
+    /// Query a node.
+    Query(query::QueryArgs),
+    /// Show a node's chain status.
+    Status(query::StatusArgs),
+    /// Run a local node with a live cold-chain demo feed.
+    Demo(demo::DemoArgs),
+}
+
+/// Where a node's gRPC API is.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NodeAddr {
+    /// gRPC endpoint of a node.
+    #[arg(
+        long,
+        env = "TRACECHAIN_NODE",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub node: String,
+}
+
+/// Runs the CLI.
+pub async fn main(cli: Cli) -> anyhow::Result<()> {
+    let json = cli.json;
+    match cli.command {
+        Command::Keygen(a) => keys::keygen(a, json),
+        Command::Genesis(a) => keys::genesis(a, json),
+        Command::Run(a) => run::run(a).await,
+        Command::Submit(a) => submit::submit(a, json).await,
+        Command::Query(a) => query::query(a, json).await,
+        Command::Status(a) => query::status(a, json).await,
+        Command::Demo(a) => demo::demo(a).await,
+    }
+}
+
+/// A path argument's parent directory exists (creating it).
+pub(crate) fn ensure_parent(path: &std::path::Path) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    Ok(())
+}
+
+/// Default data directory.
+pub(crate) fn default_data_dir() -> PathBuf {
+    PathBuf::from("./tracechain-data")
+}

@@ -1,0 +1,238 @@
+//! `tracechain query` and `tracechain status`.
+
+use anyhow::bail;
+use serde_json::json;
+use tracechain_proto::v1 as pb;
+
+use super::{NodeAddr, output};
+
+#[derive(Debug, clap::Args)]
+pub(super) struct QueryArgs {
+    #[command(flatten)]
+    node: NodeAddr,
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum What {
+    /// A shipment's twin: custody, ownership, readings, excursions, verdict.
+    Shipment { id: String },
+    /// A shipment's committed events.
+    Events {
+        id: String,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// A transaction by id (hex).
+    Tx { id: String },
+    /// A block by height or hash (hex).
+    Block { id: String },
+    /// A device.
+    Device { id: String },
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct StatusArgs {
+    #[command(flatten)]
+    node: NodeAddr,
+}
+
+pub(super) async fn status(a: StatusArgs, json: bool) -> anyhow::Result<()> {
+    let mut client = output::connect(&a.node.node).await?;
+    let s = client
+        .get_chain_status(pb::GetChainStatusRequest {})
+        .await
+        .map_err(output::status_error)?
+        .into_inner();
+    if json {
+        output::print_json(&json!({
+            "chain_id": s.chain_id,
+            "height": s.height,
+            "head_hash": hex::encode(&s.head_hash),
+            "state_commitment": hex::encode(&s.state_commitment),
+            "head_time_ms": s.head_time_ms,
+            "mempool_size": s.mempool_size,
+            "members": s.members,
+            "node_member_id": s.node_member_id,
+            "genesis_hash": hex::encode(&s.genesis_hash),
+        }));
+    } else {
+        println!("chain      {}", s.chain_id);
+        println!("node       {}", s.node_member_id);
+        println!("height     {}", s.height);
+        println!("head       {}", hex::encode(&s.head_hash));
+        println!("state      {}", hex::encode(&s.state_commitment));
+        println!("mempool    {}", s.mempool_size);
+        println!("members    {}", s.members);
+    }
+    Ok(())
+}
+
+fn hash32(s: &str) -> anyhow::Result<Vec<u8>> {
+    let b = hex::decode(s).map_err(|_| anyhow::anyhow!("{s:?} is not hex"))?;
+    if b.len() != 32 {
+        bail!("{s:?} is not a 32-byte hash");
+    }
+    Ok(b)
+}
+
+pub(super) async fn query(a: QueryArgs, json: bool) -> anyhow::Result<()> {
+    let mut client = output::connect(&a.node.node).await?;
+    match a.what {
+        What::Shipment { id } => {
+            let t = client
+                .get_shipment(pb::GetShipmentRequest { shipment_id: id })
+                .await
+                .map_err(output::status_error)?
+                .into_inner();
+            if json {
+                output::print_json(&output::twin_json(&t));
+            } else {
+                output::print_twin(&t);
+            }
+        }
+        What::Events { id, offset, limit } => {
+            let r = client
+                .get_shipment_events(pb::GetShipmentEventsRequest {
+                    shipment_id: id,
+                    offset,
+                    limit,
+                })
+                .await
+                .map_err(output::status_error)?
+                .into_inner();
+            let events: Vec<_> = r
+                .events
+                .iter()
+                .map(|e| {
+                    json!({
+                        "height": e.height,
+                        "index": e.index,
+                        "tx_id": hex::encode(&e.tx_id),
+                        "block_time_ms": e.block_time_ms,
+                        "result": output::result_name(e.result.clone().unwrap_or_default().code),
+                        "body": e.tx.as_ref().map(output::body_json),
+                    })
+                })
+                .collect();
+            if json {
+                output::print_json(&json!({"total": r.total, "events": events}));
+            } else {
+                println!(
+                    "{} events (showing {} from {})",
+                    r.total,
+                    events.len(),
+                    offset
+                );
+                for e in &events {
+                    println!(
+                        "  #{}:{} {} {}",
+                        e["height"], e["index"], e["block_time_ms"], e["body"]["action"]
+                    );
+                }
+            }
+        }
+        What::Tx { id } => {
+            let r = client
+                .get_tx(pb::GetTxRequest {
+                    tx_id: hash32(&id)?,
+                })
+                .await
+                .map_err(output::status_error)?
+                .into_inner();
+            let result = r.result.clone().unwrap_or_default();
+            let v = json!({
+                "tx_id": hex::encode(&r.tx_id),
+                "status": output::tx_status(r.status),
+                "height": r.height,
+                "index": r.index,
+                "result": output::result_name(result.code),
+                "message": result.message,
+                "body": r.tx.as_ref().map(output::body_json),
+            });
+            if json {
+                output::print_json(&v);
+            } else {
+                println!("tx      {}", id);
+                println!("status  {}", v["status"].as_str().unwrap_or_default());
+                if r.status == pb::TxStatus::Committed as i32 {
+                    println!("block   {} index {}", r.height, r.index);
+                    println!(
+                        "result  {} {}",
+                        v["result"].as_str().unwrap_or_default(),
+                        result.message
+                    );
+                }
+                println!("body    {}", v["body"]);
+            }
+        }
+        What::Block { id } => {
+            let by = match id.parse::<u64>() {
+                Ok(h) => pb::get_block_request::By::Height(h),
+                Err(_) => pb::get_block_request::By::Hash(hash32(&id)?),
+            };
+            let b = client
+                .get_block(pb::GetBlockRequest { by: Some(by) })
+                .await
+                .map_err(output::status_error)?
+                .into_inner();
+            let block = b.block.clone().unwrap_or_default();
+            let cert = b.certificate.clone().unwrap_or_default();
+            let v = json!({
+                "header": output::header_json(&block),
+                "certificate": {
+                    "view": cert.view,
+                    "signers": cert.signatures.iter().map(|s| s.member_id.clone()).collect::<Vec<_>>(),
+                },
+                "txs": block.txs.iter().zip(&b.results).map(|(t, r)| json!({
+                    "tx_id": hex::encode(blake3::hash(&t.body).as_bytes()),
+                    "result": output::result_name(r.code),
+                    "message": r.message,
+                })).collect::<Vec<_>>(),
+            });
+            if json {
+                output::print_json(&v);
+            } else {
+                let h = &v["header"];
+                println!("height   {}", h["height"]);
+                println!("hash     {}", h["hash"].as_str().unwrap_or_default());
+                println!("prev     {}", h["prev_hash"].as_str().unwrap_or_default());
+                println!("time     {}", h["time_ms"]);
+                println!("proposer {}", h["proposer"].as_str().unwrap_or_default());
+                println!(
+                    "state    {}",
+                    h["state_commitment"].as_str().unwrap_or_default()
+                );
+                println!("signed   {}", v["certificate"]["signers"]);
+                println!("txs      {}", h["tx_count"]);
+                for t in v["txs"].as_array().into_iter().flatten() {
+                    println!(
+                        "  {} {} {}",
+                        t["tx_id"].as_str().unwrap_or_default(),
+                        t["result"].as_str().unwrap_or_default(),
+                        t["message"].as_str().unwrap_or_default()
+                    );
+                }
+            }
+        }
+        What::Device { id } => {
+            let d = client
+                .get_device(pb::GetDeviceRequest { device_id: id })
+                .await
+                .map_err(output::status_error)?
+                .into_inner();
+            let v = output::device_json(&d);
+            if json {
+                output::print_json(&v);
+            } else {
+                for (k, val) in v.as_object().into_iter().flatten() {
+                    println!("{k:<18} {val}");
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! The genesis file: the consortium's members and the chain id.
+//!
+//! Written by `tracechain genesis` as TOML, checked here once at start-up, then held
+//! by the node as a [`Genesis`]. Its hash (blake3 of the encoded `pb::Genesis`) is the
+//! parent hash of block 1, so two nodes with different genesis files never share a chain.
+
+use std::{collections::BTreeMap, path::Path};
+
+use ed25519_dalek::VerifyingKey;
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use tracechain_consensus::{ReplicaId, ValidatorSet};
+use tracechain_proto::v1 as pb;
+
+/// Why a genesis file is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum GenesisError {
+    /// The file could not be read.
+    #[error("cannot read genesis file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse.
+    #[error("genesis file is not valid TOML: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// A rule of the genesis is broken.
+    #[error("invalid genesis: {0}")]
+    Invalid(String),
+}
+
+/// A member's role in the supply chain; customs may clear or hold shipments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A farm or manufacturer: ships goods.
+    Producer,
+    /// Holds custody in transit.
+    Carrier,
+    /// Receives goods.
+    Retailer,
+    /// Clears or holds cross-border shipments.
+    Customs,
+    /// Reads and checks; no special rights in the ledger.
+    Auditor,
+}
+
+impl Role {
+    /// The protobuf role.
+    pub fn to_proto(self) -> pb::MemberRole {
+        match self {
+            Role::Producer => pb::MemberRole::Producer,
+            Role::Carrier => pb::MemberRole::Carrier,
+            Role::Retailer => pb::MemberRole::Retailer,
+            Role::Customs => pb::MemberRole::Customs,
+            Role::Auditor => pb::MemberRole::Auditor,
+        }
+    }
+}
+
+/// A member as written in the genesis file (keys in hex).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberEntry {
+    /// Short id, e.g. "farm".
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Ed25519 validator node key, hex.
+    pub node_key: String,
+    /// Ed25519 admin key that signs the member's transactions, hex.
+    pub admin_key: String,
+    /// host:port of the member's node.
+    pub address: String,
+    /// Whether the member runs a validator (votes in consensus). A partner without a
+    /// node still signs its own transactions and submits them through any node.
+    #[serde(default = "default_true")]
+    pub validator: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The genesis file as written on disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GenesisFile {
+    /// Chain id: every transaction and vote is bound to it.
+    pub chain_id: String,
+    /// Genesis time, unix ms: block 1's time must be later.
+    pub genesis_time_ms: i64,
+    /// How far into the future a device's clock may run ahead of block time, ms.
+    #[serde(default = "default_skew")]
+    pub max_clock_skew_ms: u64,
+    /// Members in replica order (member i is replica i).
+    pub members: Vec<MemberEntry>,
+}
+
+fn default_skew() -> u64 {
+    5 * 60 * 1000
+}
+
+/// A checked member.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Validator node key.
+    pub node_key: VerifyingKey,
+    /// Admin key.
+    pub admin_key: VerifyingKey,
+    /// host:port.
+    pub address: String,
+    /// Position among the validators, if the member is one.
+    pub replica: Option<ReplicaId>,
+}
+
+/// A checked genesis.
+#[derive(Debug, Clone)]
+pub struct Genesis {
+    /// As written.
+    pub file: GenesisFile,
+    /// Members in replica order.
+    pub members: Vec<Member>,
+    by_id: BTreeMap<String, usize>,
+    hash: [u8; 32],
+}
+
+fn parse_key(member: &str, what: &str, hex_key: &str) -> Result<VerifyingKey, GenesisError> {
+    let bytes: [u8; 32] = hex::decode(hex_key)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            GenesisError::Invalid(format!("member {member}: {what} is not 32 bytes of hex"))
+        })?;
+    let key = VerifyingKey::from_bytes(&bytes).map_err(|_| {
+        GenesisError::Invalid(format!("member {member}: {what} is not an Ed25519 point"))
+    })?;
+    // Full check: a point, not of small order, no torsion component.
+    crate::crypto::validate_public_key(crate::crypto::Scheme::Ed25519, &bytes).map_err(|e| {
+        GenesisError::Invalid(format!("member {member}: {what} is not acceptable: {e}"))
+    })?;
+    Ok(key)
+}
+
+impl Genesis {
+    /// Reads and checks a genesis file.
+    pub fn load(path: &Path) -> Result<Self, GenesisError> {
+        let text = std::fs::read_to_string(path).map_err(|source| GenesisError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_file(toml::from_str(&text)?)
+    }
+
+    /// Checks a parsed genesis: at least one member, unique ids and keys, valid keys.
+    pub fn from_file(file: GenesisFile) -> Result<Self, GenesisError> {
+        if file.chain_id.is_empty() || file.chain_id.len() > 64 {
+            return Err(GenesisError::Invalid(
+                "chain_id must be 1..=64 bytes".into(),
+            ));
+        }
+        if file.members.is_empty() {
+            return Err(GenesisError::Invalid(
+                "at least one member is needed".into(),
+            ));
+        }
+        let mut members = Vec::with_capacity(file.members.len());
+        let mut by_id = BTreeMap::new();
+        let mut node_keys = std::collections::BTreeSet::new();
+        let mut validators = 0u32;
+        for (i, m) in file.members.iter().enumerate() {
+            if m.id.is_empty() || m.id.len() > 64 || !m.id.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(GenesisError::Invalid(format!(
+                    "member id {:?} must be 1..=64 printable ASCII characters",
+                    m.id
+                )));
+            }
+            if by_id.insert(m.id.clone(), i).is_some() {
+                return Err(GenesisError::Invalid(format!(
+                    "member id {} appears twice",
+                    m.id
+                )));
+            }
+            let node_key = parse_key(&m.id, "node_key", &m.node_key)?;
+            let admin_key = parse_key(&m.id, "admin_key", &m.admin_key)?;
+            if !node_keys.insert(node_key.to_bytes()) {
+                return Err(GenesisError::Invalid(format!(
+                    "member {}: node_key is shared with another member",
+                    m.id
+                )));
+            }
+            let replica = m.validator.then(|| {
+                validators += 1;
+                ReplicaId(validators - 1)
+            });
+            members.push(Member {
+                id: m.id.clone(),
+                name: m.name.clone(),
+                role: m.role,
+                node_key,
+                admin_key,
+                address: m.address.clone(),
+                replica,
+            });
+        }
+        if validators == 0 {
+            return Err(GenesisError::Invalid(
+                "at least one member must be a validator".into(),
+            ));
+        }
+        let mut genesis = Self {
+            file,
+            members,
+            by_id,
+            hash: [0; 32],
+        };
+        genesis.hash = *blake3::hash(&genesis.to_proto().encode_to_vec()).as_bytes();
+        Ok(genesis)
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> &str {
+        &self.file.chain_id
+    }
+
+    /// blake3 of the encoded `pb::Genesis`: the parent hash of block 1.
+    pub fn hash(&self) -> [u8; 32] {
+        self.hash
+    }
+
+    /// The member with `id`.
+    pub fn member(&self, id: &str) -> Option<&Member> {
+        self.by_id.get(id).map(|&i| &self.members[i])
+    }
+
+    /// The validating member that is replica `r`.
+    pub fn validator(&self, r: ReplicaId) -> Option<&Member> {
+        self.members.iter().find(|m| m.replica == Some(r))
+    }
+
+    /// The validating members, in replica order.
+    pub fn validator_members(&self) -> impl Iterator<Item = &Member> {
+        self.members.iter().filter(|m| m.replica.is_some())
+    }
+
+    /// The validator set for consensus and certificate checks.
+    pub fn validators(&self) -> ValidatorSet {
+        ValidatorSet::new(
+            self.chain_id(),
+            self.validator_members().map(|m| m.node_key).collect(),
+        )
+    }
+
+    /// The genesis as protobuf (what its hash covers).
+    pub fn to_proto(&self) -> pb::Genesis {
+        pb::Genesis {
+            chain_id: self.file.chain_id.clone(),
+            genesis_time_ms: self.file.genesis_time_ms,
+            max_clock_skew_ms: self.file.max_clock_skew_ms,
+            members: self
+                .members
+                .iter()
+                .map(|m| pb::Member {
+                    id: m.id.clone(),
+                    name: m.name.clone(),
+                    role: m.role.to_proto() as i32,
+                    node_key: m.node_key.to_bytes().to_vec(),
+                    admin_key: m.admin_key.to_bytes().to_vec(),
+                    address: m.address.clone(),
+                    validator: m.replica.is_some(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Serialises the file as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(&self.file).unwrap_or_default()
+    }
+}

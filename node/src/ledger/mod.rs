@@ -1,0 +1,131 @@
+//! The ledger state machine: executes checked transactions into state, deterministically.
+//!
+//! Input: a block's transactions (signatures and stateless rules already checked at
+//! the decode point, [`crate::tx`]), the block's height and time, and read access to
+//! the state after the previous block. Output: one [`pb::TxResult`] per transaction,
+//! the sorted state writes, and index entries. The same inputs give the same outputs
+//! on every node: no floats in state, no hash-map iteration, no wall clock.
+//!
+//! A transaction that breaks a ledger rule stays in its block with its result code
+//! and reason, and changes nothing.
+
+pub mod mkt;
+mod rules;
+pub mod state;
+pub mod twin;
+
+use std::collections::BTreeSet;
+
+use tracechain_proto::v1 as pb;
+
+use crate::{genesis::Genesis, tx::CheckedTx, tx::TxId};
+pub use state::{StateError, StateReader, Writes};
+
+/// What a block is executed in.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockContext {
+    /// Block height.
+    pub height: u64,
+    /// Block time (proposer's clock, checked by consensus), unix ms.
+    pub time_ms: i64,
+}
+
+/// The outcome of executing a block.
+#[derive(Debug, Default)]
+pub struct BlockExecution {
+    /// One result per transaction, in block order.
+    pub results: Vec<pb::TxResult>,
+    /// State writes, sorted by key.
+    pub writes: Writes,
+    /// Secondary index entries (shipment event history).
+    pub index_writes: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// A rule violation: the transaction's result code and reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Result code.
+    pub code: pb::ResultCode,
+    /// Reason shown to users.
+    pub message: String,
+}
+
+impl Rejection {
+    pub(crate) fn new(code: pb::ResultCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The ledger: the consortium's rules, bound to its genesis.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    genesis: Genesis,
+}
+
+impl Ledger {
+    /// A ledger for the consortium in `genesis`.
+    pub fn new(genesis: Genesis) -> Self {
+        Self { genesis }
+    }
+
+    /// The genesis.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// Executes a block's transactions against `store` (state after the previous block).
+    ///
+    /// Errors only on a local fault (the store failed or holds a corrupt record); rule
+    /// violations are results, not errors.
+    pub fn execute_block<'t>(
+        &self,
+        store: &dyn StateReader,
+        ctx: BlockContext,
+        txs: impl IntoIterator<Item = &'t CheckedTx>,
+    ) -> Result<BlockExecution, StateError> {
+        let mut out = BlockExecution::default();
+        let mut seen: BTreeSet<TxId> = BTreeSet::new();
+        for (index, tx) in txs.into_iter().enumerate() {
+            let index = index as u32;
+            let result = if !seen.insert(tx.id) || store.tx_committed(&tx.id)? {
+                Err(Rejection::new(
+                    pb::ResultCode::Duplicate,
+                    format!("transaction {} is already in the chain", tx.id),
+                ))
+            } else {
+                let mut st = state::TxState::new(store, &out.writes);
+                match rules::apply(&self.genesis, ctx, &mut st, tx)? {
+                    Ok(shipment) => {
+                        let writes = st.into_writes();
+                        out.writes.extend(writes);
+                        if let Some(shipment_id) = shipment {
+                            out.index_writes.push((
+                                state::shipment_event_key(&shipment_id, ctx.height, index),
+                                tx.id.0.to_vec(),
+                            ));
+                        }
+                        Ok(())
+                    }
+                    Err(rejection) => Err(rejection),
+                }
+            };
+            out.results.push(match result {
+                Ok(()) => pb::TxResult {
+                    code: pb::ResultCode::Ok as i32,
+                    message: String::new(),
+                },
+                Err(r) => pb::TxResult {
+                    code: r.code as i32,
+                    message: r.message,
+                },
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

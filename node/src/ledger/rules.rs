@@ -1,0 +1,557 @@
+//! The rules of each action. `apply` checks the signer, then the action; it stages
+//! writes in the transaction's [`TxState`] and returns the shipment the event belongs
+//! to (for the event index), or the rule it broke.
+
+use tracechain_proto::v1::{self as pb, ResultCode as Code, tx_body::Action};
+
+use super::{
+    BlockContext, Rejection,
+    state::{self, StateError, TxState},
+    twin,
+};
+use crate::{
+    genesis::{Genesis, Role},
+    tx::{CheckedTx, SignerKind},
+};
+
+/// A rule outcome: `Ok(Some(shipment))` when the event belongs to a shipment.
+type Outcome = Result<Option<String>, Rejection>;
+
+fn reject<T>(code: Code, message: impl Into<String>) -> Result<T, Rejection> {
+    Err(Rejection::new(code, message))
+}
+
+/// Applies `tx`. The outer error is a local store fault; the inner one a rule violation.
+pub(super) fn apply(
+    genesis: &Genesis,
+    ctx: BlockContext,
+    st: &mut TxState<'_>,
+    tx: &CheckedTx,
+) -> Result<Outcome, StateError> {
+    Ok(match tx.signer.kind {
+        SignerKind::Member => member_tx(genesis, ctx, st, tx)?,
+        SignerKind::Device => device_tx(genesis, ctx, st, tx)?,
+    })
+}
+
+// ---- signers -------------------------------------------------------------------
+
+fn member_tx(
+    genesis: &Genesis,
+    ctx: BlockContext,
+    st: &mut TxState<'_>,
+    tx: &CheckedTx,
+) -> Result<Outcome, StateError> {
+    let signer = &tx.signer.id;
+    let Some(member) = genesis.member(signer) else {
+        return Ok(reject(
+            Code::UnknownSigner,
+            format!("{signer} is not a member"),
+        ));
+    };
+    if tx.signer.public_key.as_slice() != member.admin_key.as_bytes() {
+        return Ok(reject(
+            Code::KeyMismatch,
+            format!("the key that signed is not {signer}'s admin key"),
+        ));
+    }
+    let key = state::member_key(signer);
+    let mut account: pb::MemberAccount = st.read(&key)?.unwrap_or_else(|| pb::MemberAccount {
+        member_id: signer.clone(),
+        last_sequence: 0,
+    });
+    if tx.sequence <= account.last_sequence {
+        return Ok(reject(
+            Code::SequenceReplayed,
+            format!(
+                "sequence {} is not above {signer}'s last accepted sequence {}",
+                tx.sequence, account.last_sequence
+            ),
+        ));
+    }
+    let outcome = match &tx.action {
+        Action::RegisterDevice(a) => register_device(st, ctx, signer, a)?,
+        Action::RotateDeviceKey(a) => rotate_device_key(st, signer, a)?,
+        Action::RevokeDevice(a) => revoke_device(st, ctx, signer, a)?,
+        Action::CreateShipment(a) => create_shipment(genesis, st, ctx, signer, a)?,
+        Action::AttachDevice(a) => attach_device(st, signer, a)?,
+        Action::Ship(a) => ship(genesis, st, signer, a)?,
+        Action::Receive(a) => receive(st, signer, a)?,
+        Action::Customs(a) => customs(genesis, st, signer, a)?,
+        Action::SensorReport(_) => reject(
+            Code::WrongSignerKind,
+            "a sensor report must be signed by a device",
+        ),
+    };
+    if outcome.is_ok() {
+        account.last_sequence = tx.sequence;
+        st.write(key, &account);
+    }
+    Ok(outcome)
+}
+
+fn device_tx(
+    genesis: &Genesis,
+    ctx: BlockContext,
+    st: &mut TxState<'_>,
+    tx: &CheckedTx,
+) -> Result<Outcome, StateError> {
+    let id = &tx.signer.id;
+    let Some(mut device) = state::device(st, id)? else {
+        return Ok(reject(
+            Code::UnknownDevice,
+            format!("device {id} is not registered"),
+        ));
+    };
+    if device.revoked {
+        return Ok(reject(
+            Code::DeviceRevoked,
+            format!(
+                "device {id} was revoked at height {}",
+                device.revoked_height
+            ),
+        ));
+    }
+    if device.scheme != pb::SignatureScheme::from(tx.signer.scheme) as i32
+        || device.public_key != tx.signer.public_key
+    {
+        return Ok(reject(
+            Code::KeyMismatch,
+            format!("the key that signed is not device {id}'s current key"),
+        ));
+    }
+    if tx.sequence <= device.last_sequence {
+        return Ok(reject(
+            Code::SequenceReplayed,
+            format!(
+                "sequence {} is not above device {id}'s last accepted sequence {} (replayed or out of order)",
+                tx.sequence, device.last_sequence
+            ),
+        ));
+    }
+    let Action::SensorReport(report) = &tx.action else {
+        return Ok(reject(
+            Code::WrongSignerKind,
+            "devices may only sign sensor reports",
+        ));
+    };
+    let outcome = sensor_report(genesis, st, ctx, id, report)?;
+    if outcome.is_ok() {
+        // A skipped counter value is flagged, not rejected: the reading may be lost in
+        // transit, but it can never be inserted later (sequences only go up).
+        if tx.sequence > device.last_sequence + 1 && device.last_sequence > 0 {
+            device.sequence_gaps += 1;
+        }
+        device.last_sequence = tx.sequence;
+        st.write(state::device_key(id), &device);
+    }
+    Ok(outcome)
+}
+
+// ---- devices -------------------------------------------------------------------
+
+fn owned_device(
+    st: &TxState<'_>,
+    signer: &str,
+    device_id: &str,
+) -> Result<Result<pb::DeviceRecord, Rejection>, StateError> {
+    Ok(match state::device(st, device_id)? {
+        None => reject(
+            Code::UnknownDevice,
+            format!("device {device_id} is not registered"),
+        ),
+        Some(d) if d.owner != signer => reject(
+            Code::NotDeviceOwner,
+            format!("device {device_id} belongs to {}, not {signer}", d.owner),
+        ),
+        Some(d) if d.revoked => reject(
+            Code::DeviceRevoked,
+            format!(
+                "device {device_id} was revoked at height {}",
+                d.revoked_height
+            ),
+        ),
+        Some(d) => Ok(d),
+    })
+}
+
+fn register_device(
+    st: &mut TxState<'_>,
+    ctx: BlockContext,
+    signer: &str,
+    a: &pb::RegisterDevice,
+) -> Result<Outcome, StateError> {
+    if let Some(existing) = state::device(st, &a.device_id)? {
+        return Ok(reject(
+            Code::DeviceExists,
+            format!(
+                "device {} is already registered (owner {})",
+                a.device_id, existing.owner
+            ),
+        ));
+    }
+    let record = pb::DeviceRecord {
+        device_id: a.device_id.clone(),
+        owner: signer.to_string(),
+        scheme: a.scheme,
+        public_key: a.public_key.clone(),
+        device_type: a.device_type.clone(),
+        registered_height: ctx.height,
+        ..Default::default()
+    };
+    st.write(state::device_key(&a.device_id), &record);
+    Ok(Ok(None))
+}
+
+fn rotate_device_key(
+    st: &mut TxState<'_>,
+    signer: &str,
+    a: &pb::RotateDeviceKey,
+) -> Result<Outcome, StateError> {
+    let mut d = match owned_device(st, signer, &a.device_id)? {
+        Ok(d) => d,
+        Err(r) => return Ok(Err(r)),
+    };
+    d.scheme = a.scheme;
+    d.public_key = a.public_key.clone();
+    d.key_rotations += 1;
+    st.write(state::device_key(&a.device_id), &d);
+    Ok(Ok(None))
+}
+
+fn revoke_device(
+    st: &mut TxState<'_>,
+    ctx: BlockContext,
+    signer: &str,
+    a: &pb::RevokeDevice,
+) -> Result<Outcome, StateError> {
+    let mut d = match owned_device(st, signer, &a.device_id)? {
+        Ok(d) => d,
+        Err(r) => return Ok(Err(r)),
+    };
+    d.revoked = true;
+    d.revoked_height = ctx.height;
+    d.revoke_reason = a.reason.clone();
+    st.write(state::device_key(&a.device_id), &d);
+    Ok(Ok(None))
+}
+
+// ---- shipments -----------------------------------------------------------------
+
+fn open_shipment(
+    st: &TxState<'_>,
+    id: &str,
+) -> Result<Result<pb::ShipmentTwin, Rejection>, StateError> {
+    Ok(match state::shipment(st, id)? {
+        None => reject(
+            Code::UnknownShipment,
+            format!("shipment {id} does not exist"),
+        ),
+        Some(s) if s.status == pb::ShipmentStatus::Delivered as i32 => reject(
+            Code::ShipmentClosed,
+            format!("shipment {id} was delivered and is closed"),
+        ),
+        Some(s) => Ok(s),
+    })
+}
+
+fn not_held(s: &pb::ShipmentTwin) -> Result<(), Rejection> {
+    if s.customs == pb::CustomsStatus::Held as i32 {
+        return reject(
+            Code::ShipmentOnHold,
+            format!("shipment {} is held by customs", s.shipment_id),
+        );
+    }
+    Ok(())
+}
+
+fn require_member(genesis: &Genesis, id: &str, what: &str) -> Result<(), Rejection> {
+    if genesis.member(id).is_none() {
+        return reject(Code::UnknownMember, format!("{what} {id} is not a member"));
+    }
+    Ok(())
+}
+
+fn create_shipment(
+    genesis: &Genesis,
+    st: &mut TxState<'_>,
+    ctx: BlockContext,
+    signer: &str,
+    a: &pb::CreateShipment,
+) -> Result<Outcome, StateError> {
+    if state::shipment(st, &a.shipment_id)?.is_some() {
+        return Ok(reject(
+            Code::ShipmentExists,
+            format!("shipment {} already exists", a.shipment_id),
+        ));
+    }
+    let owner = if a.owner.is_empty() {
+        signer
+    } else {
+        a.owner.as_str()
+    };
+    if let Err(r) = require_member(genesis, owner, "owner") {
+        return Ok(Err(r));
+    }
+    let mut devices: Vec<String> = Vec::with_capacity(a.device_ids.len());
+    for device_id in &a.device_ids {
+        if let Err(r) = owned_device(st, signer, device_id)? {
+            return Ok(Err(r));
+        }
+        if devices.contains(device_id) {
+            return Ok(reject(
+                Code::InvalidArgument,
+                format!("device {device_id} is listed twice"),
+            ));
+        }
+        devices.push(device_id.clone());
+    }
+    let mut t = pb::ShipmentTwin {
+        shipment_id: a.shipment_id.clone(),
+        products: a.products.clone(),
+        policy: a.policy,
+        creator: signer.to_string(),
+        owner: owner.to_string(),
+        custodian: signer.to_string(),
+        status: pb::ShipmentStatus::Created as i32,
+        customs: pb::CustomsStatus::None as i32,
+        last_location: a.origin_location.clone(),
+        attached_devices: devices,
+        created_height: ctx.height,
+        event_count: 1,
+        ..Default::default()
+    };
+    twin::recompute_verdict(&mut t);
+    st.write(state::shipment_key(&a.shipment_id), &t);
+    Ok(Ok(Some(a.shipment_id.clone())))
+}
+
+/// Most devices one shipment may carry.
+pub const MAX_ATTACHED_DEVICES: usize = 64;
+
+fn attach_device(
+    st: &mut TxState<'_>,
+    signer: &str,
+    a: &pb::AttachDevice,
+) -> Result<Outcome, StateError> {
+    let mut s = match open_shipment(st, &a.shipment_id)? {
+        Ok(s) => s,
+        Err(r) => return Ok(Err(r)),
+    };
+    if s.custodian != signer && s.owner != signer {
+        return Ok(reject(
+            Code::NotCustodian,
+            format!(
+                "{signer} is neither custodian ({}) nor owner ({}) of {}",
+                s.custodian, s.owner, s.shipment_id
+            ),
+        ));
+    }
+    if let Err(r) = owned_device(st, signer, &a.device_id)? {
+        return Ok(Err(r));
+    }
+    if s.attached_devices.contains(&a.device_id) {
+        return Ok(reject(
+            Code::InvalidArgument,
+            format!("device {} is already attached", a.device_id),
+        ));
+    }
+    if s.attached_devices.len() >= MAX_ATTACHED_DEVICES {
+        return Ok(reject(
+            Code::InvalidArgument,
+            format!("a shipment carries at most {MAX_ATTACHED_DEVICES} devices"),
+        ));
+    }
+    s.attached_devices.push(a.device_id.clone());
+    s.event_count += 1;
+    st.write(state::shipment_key(&a.shipment_id), &s);
+    Ok(Ok(Some(a.shipment_id.clone())))
+}
+
+fn ship(
+    genesis: &Genesis,
+    st: &mut TxState<'_>,
+    signer: &str,
+    a: &pb::ShipShipment,
+) -> Result<Outcome, StateError> {
+    let mut s = match open_shipment(st, &a.shipment_id)? {
+        Ok(s) => s,
+        Err(r) => return Ok(Err(r)),
+    };
+    if let Err(r) = not_held(&s) {
+        return Ok(Err(r));
+    }
+    if s.custodian != signer {
+        return Ok(reject(
+            Code::NotCustodian,
+            format!(
+                "{signer} is not the custodian of {} ({} is)",
+                s.shipment_id, s.custodian
+            ),
+        ));
+    }
+    if s.status == pb::ShipmentStatus::InTransit as i32 {
+        return Ok(reject(
+            Code::InTransit,
+            format!(
+                "shipment {} is already in transit to {}",
+                s.shipment_id, s.consignee
+            ),
+        ));
+    }
+    if let Err(r) = require_member(genesis, &a.to_custodian, "consignee") {
+        return Ok(Err(r));
+    }
+    if a.to_custodian == signer {
+        return Ok(reject(Code::InvalidArgument, "cannot ship to oneself"));
+    }
+    if !a.new_owner.is_empty()
+        && let Err(r) = require_member(genesis, &a.new_owner, "new owner")
+    {
+        return Ok(Err(r));
+    }
+    s.status = pb::ShipmentStatus::InTransit as i32;
+    s.consignee = a.to_custodian.clone();
+    s.pending_owner = a.new_owner.clone();
+    if !a.location.is_empty() {
+        s.last_location = a.location.clone();
+    }
+    s.event_count += 1;
+    st.write(state::shipment_key(&a.shipment_id), &s);
+    Ok(Ok(Some(a.shipment_id.clone())))
+}
+
+fn receive(
+    st: &mut TxState<'_>,
+    signer: &str,
+    a: &pb::ReceiveShipment,
+) -> Result<Outcome, StateError> {
+    let mut s = match open_shipment(st, &a.shipment_id)? {
+        Ok(s) => s,
+        Err(r) => return Ok(Err(r)),
+    };
+    if let Err(r) = not_held(&s) {
+        return Ok(Err(r));
+    }
+    if s.status != pb::ShipmentStatus::InTransit as i32 {
+        return Ok(reject(
+            Code::NotInTransit,
+            format!("shipment {} is not in transit", s.shipment_id),
+        ));
+    }
+    if s.consignee != signer {
+        return Ok(reject(
+            Code::NotConsignee,
+            format!(
+                "{signer} is not the consignee of {} ({} is)",
+                s.shipment_id, s.consignee
+            ),
+        ));
+    }
+    s.custodian = signer.to_string();
+    if !s.pending_owner.is_empty() {
+        s.owner = std::mem::take(&mut s.pending_owner);
+    }
+    s.consignee.clear();
+    s.status = if a.final_delivery {
+        pb::ShipmentStatus::Delivered
+    } else {
+        pb::ShipmentStatus::Received
+    } as i32;
+    if !a.location.is_empty() {
+        s.last_location = a.location.clone();
+    }
+    s.event_count += 1;
+    st.write(state::shipment_key(&a.shipment_id), &s);
+    Ok(Ok(Some(a.shipment_id.clone())))
+}
+
+fn customs(
+    genesis: &Genesis,
+    st: &mut TxState<'_>,
+    signer: &str,
+    a: &pb::CustomsDecision,
+) -> Result<Outcome, StateError> {
+    if genesis.member(signer).map(|m| m.role) != Some(Role::Customs) {
+        return Ok(reject(
+            Code::NotCustoms,
+            format!("{signer} is not a customs authority"),
+        ));
+    }
+    let mut s = match open_shipment(st, &a.shipment_id)? {
+        Ok(s) => s,
+        Err(r) => return Ok(Err(r)),
+    };
+    s.customs = match pb::CustomsOutcome::try_from(a.outcome) {
+        Ok(pb::CustomsOutcome::Cleared) => pb::CustomsStatus::Cleared,
+        Ok(pb::CustomsOutcome::Held) => pb::CustomsStatus::Held,
+        _ => {
+            return Ok(reject(
+                Code::InvalidArgument,
+                "customs outcome is not specified",
+            ));
+        }
+    } as i32;
+    if !a.location.is_empty() {
+        s.last_location = a.location.clone();
+    }
+    s.event_count += 1;
+    st.write(state::shipment_key(&a.shipment_id), &s);
+    Ok(Ok(Some(a.shipment_id.clone())))
+}
+
+fn sensor_report(
+    genesis: &Genesis,
+    st: &mut TxState<'_>,
+    ctx: BlockContext,
+    device_id: &str,
+    r: &pb::SensorReport,
+) -> Result<Outcome, StateError> {
+    let mut s = match open_shipment(st, &r.shipment_id)? {
+        Ok(s) => s,
+        Err(rej) => return Ok(Err(rej)),
+    };
+    if !s.attached_devices.iter().any(|d| d == device_id) {
+        return Ok(reject(
+            Code::DeviceNotAttached,
+            format!(
+                "device {device_id} does not monitor shipment {}",
+                s.shipment_id
+            ),
+        ));
+    }
+    let skew = i64::try_from(genesis.file.max_clock_skew_ms).unwrap_or(i64::MAX);
+    if r.observed_at_ms > ctx.time_ms.saturating_add(skew) {
+        return Ok(reject(
+            Code::BadTimestamp,
+            format!(
+                "reading time {} is more than {} ms after block time {}",
+                r.observed_at_ms, skew, ctx.time_ms
+            ),
+        ));
+    }
+    if let Some(track) = s.tracks.iter().find(|t| t.device_id == device_id)
+        && track.readings > 0
+        && r.observed_at_ms < track.last_observed_ms
+    {
+        return Ok(reject(
+            Code::BadTimestamp,
+            format!(
+                "reading time {} is before the device's previous reading at {}",
+                r.observed_at_ms, track.last_observed_ms
+            ),
+        ));
+    }
+    twin::apply_reading(
+        &mut s,
+        &twin::Reading {
+            device_id,
+            observed_at_ms: r.observed_at_ms,
+            milli_c: r.temperature_milli_c,
+            location: r.location,
+        },
+    );
+    s.event_count += 1;
+    st.write(state::shipment_key(&r.shipment_id), &s);
+    Ok(Ok(Some(r.shipment_id.clone())))
+}

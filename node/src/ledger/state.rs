@@ -1,0 +1,160 @@
+//! State keys and the per-block overlay through which transactions read and write.
+//!
+//! Every record lives under a one-letter prefix in the storage `state` column family:
+//! `d/<device id>` → `DeviceRecord`, `m/<member id>` → `MemberAccount`,
+//! `s/<shipment id>` → `ShipmentTwin`. A transaction reads through its own pending
+//! writes, then the block's, then the committed state; its writes reach the block
+//! only if it succeeds, so a failed transaction changes nothing.
+
+use std::collections::BTreeMap;
+
+use prost::Message;
+use tracechain_proto::v1 as pb;
+
+use crate::tx::TxId;
+
+/// Reads committed state. Implemented by the node's RocksDB store (and by maps in tests).
+pub trait StateReader {
+    /// The committed value at `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
+    /// Whether a transaction with this id is already in a committed block.
+    fn tx_committed(&self, id: &TxId) -> Result<bool, StateError>;
+}
+
+/// A failure to read state: the node cannot execute the block (a local fault, never
+/// the transaction's).
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The store failed.
+    #[error("state store: {0}")]
+    Store(String),
+    /// A stored record does not decode.
+    #[error("corrupt state record at {key}: {reason}")]
+    Corrupt {
+        /// The key, printable.
+        key: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// Key of a device record.
+pub fn device_key(id: &str) -> Vec<u8> {
+    [b"d/".as_slice(), id.as_bytes()].concat()
+}
+
+/// Key of a member account.
+pub fn member_key(id: &str) -> Vec<u8> {
+    [b"m/".as_slice(), id.as_bytes()].concat()
+}
+
+/// Key of a shipment twin.
+pub fn shipment_key(id: &str) -> Vec<u8> {
+    [b"s/".as_slice(), id.as_bytes()].concat()
+}
+
+/// Prefix of a shipment's event index entries (`e/<shipment id>\0<height be><index be>`).
+pub fn shipment_events_prefix(id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(3 + id.len());
+    k.extend_from_slice(b"e/");
+    k.extend_from_slice(id.as_bytes());
+    k.push(0);
+    k
+}
+
+/// Key of one shipment event index entry; sorts by (height, index) within the shipment.
+pub fn shipment_event_key(id: &str, height: u64, index: u32) -> Vec<u8> {
+    let mut k = shipment_events_prefix(id);
+    k.extend_from_slice(&height.to_be_bytes());
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// State writes of a block, sorted by key; `None` deletes.
+pub type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// A transaction's view of state: its own writes over the block's over the store.
+pub struct TxState<'a> {
+    store: &'a dyn StateReader,
+    block: &'a Writes,
+    pending: Writes,
+}
+
+impl<'a> TxState<'a> {
+    /// A fresh view for one transaction.
+    pub fn new(store: &'a dyn StateReader, block: &'a Writes) -> Self {
+        Self {
+            store,
+            block,
+            pending: Writes::new(),
+        }
+    }
+
+    fn raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        if let Some(v) = self.pending.get(key) {
+            return Ok(v.clone());
+        }
+        if let Some(v) = self.block.get(key) {
+            return Ok(v.clone());
+        }
+        self.store.get(key)
+    }
+
+    /// Reads and decodes a record.
+    pub fn read<M: Message + Default>(&self, key: &[u8]) -> Result<Option<M>, StateError> {
+        match self.raw(key)? {
+            None => Ok(None),
+            Some(bytes) => M::decode(bytes.as_slice())
+                .map(Some)
+                .map_err(|e| StateError::Corrupt {
+                    key: String::from_utf8_lossy(key).into_owned(),
+                    reason: e.to_string(),
+                }),
+        }
+    }
+
+    /// Stages a record write.
+    pub fn write<M: Message>(&mut self, key: Vec<u8>, record: &M) {
+        self.pending.insert(key, Some(record.encode_to_vec()));
+    }
+
+    /// The staged writes, for merging into the block after success.
+    pub fn into_writes(self) -> Writes {
+        self.pending
+    }
+}
+
+/// Reads a device record.
+pub fn device(st: &TxState<'_>, id: &str) -> Result<Option<pb::DeviceRecord>, StateError> {
+    st.read(&device_key(id))
+}
+
+/// Reads a shipment twin.
+pub fn shipment(st: &TxState<'_>, id: &str) -> Result<Option<pb::ShipmentTwin>, StateError> {
+    st.read(&shipment_key(id))
+}
+
+/// The commitment to state after a block: blake3(previous || blake3(writes)), the
+/// writes encoded in key order as `u32be(len) key tag [u32be(len) value]`.
+pub fn state_commitment(previous: &[u8; 32], writes: &Writes) -> [u8; 32] {
+    let mut w = blake3::Hasher::new();
+    for (k, v) in writes {
+        w.update(&(k.len() as u32).to_be_bytes());
+        w.update(k);
+        match v {
+            None => {
+                w.update(&[0]);
+            }
+            Some(v) => {
+                w.update(&[1]);
+                w.update(&(v.len() as u32).to_be_bytes());
+                w.update(v);
+            }
+        }
+    }
+    let mut h = blake3::Hasher::new();
+    h.update(b"tracechain/state/v1\0");
+    h.update(previous);
+    h.update(w.finalize().as_bytes());
+    *h.finalize().as_bytes()
+}

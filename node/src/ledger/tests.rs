@@ -1,0 +1,687 @@
+//! Rule tests: a small consortium, a map-backed store, blocks of signed transactions.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tracechain_proto::v1::{self as pb, ResultCode as Code, tx_body::Action};
+
+use super::*;
+use crate::{
+    crypto::{Scheme, SecretKey},
+    genesis::{GenesisFile, MemberEntry, Role},
+    tx::{self, CheckedTx},
+};
+
+pub(crate) const CHAIN: &str = "test-chain";
+const T0: i64 = 1_700_000_000_000;
+const MIN: i64 = 60_000;
+
+#[derive(Default)]
+pub(crate) struct MemStore {
+    state: BTreeMap<Vec<u8>, Vec<u8>>,
+    txs: BTreeSet<TxId>,
+}
+
+impl StateReader for MemStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(self.state.get(key).cloned())
+    }
+    fn tx_committed(&self, id: &TxId) -> Result<bool, StateError> {
+        Ok(self.txs.contains(id))
+    }
+}
+
+pub(crate) struct World {
+    pub ledger: Ledger,
+    pub store: MemStore,
+    admins: BTreeMap<String, SecretKey>,
+    member_seq: BTreeMap<String, u64>,
+    pub devices: BTreeMap<String, (SecretKey, u64)>,
+    pub height: u64,
+    pub time_ms: i64,
+}
+
+fn key_seed(i: u8) -> SecretKey {
+    SecretKey::from_bytes(Scheme::Ed25519, &[i; 32]).expect("valid seed")
+}
+
+impl World {
+    pub fn new() -> Self {
+        let roles = [
+            ("farm", Role::Producer),
+            ("carrier", Role::Carrier),
+            ("retailer", Role::Retailer),
+            ("customs", Role::Customs),
+        ];
+        let mut admins = BTreeMap::new();
+        let members = roles
+            .iter()
+            .enumerate()
+            .map(|(i, (id, role))| {
+                let admin = key_seed(i as u8 + 1);
+                let node = key_seed(i as u8 + 101);
+                let entry = MemberEntry {
+                    id: id.to_string(),
+                    name: id.to_string(),
+                    role: *role,
+                    node_key: hex::encode(node.public_key()),
+                    admin_key: hex::encode(admin.public_key()),
+                    address: format!("127.0.0.1:{}", 7000 + i),
+                    validator: i == 0,
+                };
+                admins.insert(id.to_string(), admin);
+                entry
+            })
+            .collect();
+        let genesis = crate::genesis::Genesis::from_file(GenesisFile {
+            chain_id: CHAIN.into(),
+            genesis_time_ms: T0,
+            max_clock_skew_ms: 5 * MIN as u64,
+            members,
+        })
+        .expect("valid genesis");
+        Self {
+            ledger: Ledger::new(genesis),
+            store: MemStore::default(),
+            admins,
+            member_seq: BTreeMap::new(),
+            devices: BTreeMap::new(),
+            height: 0,
+            time_ms: T0,
+        }
+    }
+
+    fn body(signer: pb::Signer, sequence: u64, time_ms: i64, action: Action) -> pb::TxBody {
+        pb::TxBody {
+            chain_id: CHAIN.into(),
+            signer: Some(signer),
+            sequence,
+            time_ms,
+            action: Some(action),
+        }
+    }
+
+    pub fn member_tx(&mut self, member: &str, action: Action) -> CheckedTx {
+        let seq = self.member_seq.entry(member.to_string()).or_insert(0);
+        *seq += 1;
+        let seq = *seq;
+        self.member_tx_seq(member, seq, action)
+    }
+
+    pub fn member_tx_seq(&mut self, member: &str, seq: u64, action: Action) -> CheckedTx {
+        let key = &self.admins[member];
+        let signer = pb::Signer {
+            kind: pb::SignerKind::Member as i32,
+            id: member.into(),
+            scheme: pb::SignatureScheme::Ed25519 as i32,
+            public_key: key.public_key(),
+        };
+        let signed = tx::sign_body(&Self::body(signer, seq, self.time_ms, action), key);
+        tx::check(signed, CHAIN).expect("test transaction passes stateless checks")
+    }
+
+    pub fn new_device(&mut self, id: &str, scheme: Scheme) -> Action {
+        let key = SecretKey::generate(scheme);
+        let action = Action::RegisterDevice(pb::RegisterDevice {
+            device_id: id.into(),
+            scheme: pb::SignatureScheme::from(scheme) as i32,
+            public_key: key.public_key(),
+            device_type: "temperature_logger".into(),
+        });
+        self.devices.insert(id.to_string(), (key, 0));
+        action
+    }
+
+    pub fn reading(
+        &mut self,
+        device: &str,
+        shipment: &str,
+        minute: i64,
+        milli_c: i32,
+    ) -> CheckedTx {
+        let seq = {
+            let entry = self.devices.get_mut(device).expect("known device");
+            entry.1 += 1;
+            entry.1
+        };
+        self.reading_seq(device, seq, shipment, T0 + minute * MIN, milli_c)
+    }
+
+    pub fn reading_seq(
+        &mut self,
+        device: &str,
+        seq: u64,
+        shipment: &str,
+        observed_at_ms: i64,
+        milli_c: i32,
+    ) -> CheckedTx {
+        let (key, _) = &self.devices[device];
+        let signer = pb::Signer {
+            kind: pb::SignerKind::Device as i32,
+            id: device.into(),
+            scheme: pb::SignatureScheme::from(key.scheme()) as i32,
+            public_key: key.public_key(),
+        };
+        let action = Action::SensorReport(pb::SensorReport {
+            shipment_id: shipment.into(),
+            observed_at_ms,
+            temperature_milli_c: milli_c,
+            humidity_permille: None,
+            location: None,
+        });
+        let signed = tx::sign_body(&Self::body(signer, seq, observed_at_ms, action), key);
+        tx::check(signed, CHAIN).expect("test reading passes stateless checks")
+    }
+
+    /// Executes one block and commits its writes.
+    pub fn run(&mut self, txs: Vec<CheckedTx>) -> Vec<(Code, String)> {
+        self.height += 1;
+        self.time_ms += MIN;
+        let ctx = BlockContext {
+            height: self.height,
+            time_ms: self.time_ms.max(T0 + 10_000 * MIN),
+        };
+        let exec = self
+            .ledger
+            .execute_block(&self.store, ctx, txs.iter())
+            .expect("store does not fail");
+        for (k, v) in exec.writes {
+            match v {
+                Some(v) => self.store.state.insert(k, v),
+                None => self.store.state.remove(&k),
+            };
+        }
+        self.store.txs.extend(txs.iter().map(|t| t.id));
+        exec.results
+            .into_iter()
+            .map(|r| (Code::try_from(r.code).unwrap_or_default(), r.message))
+            .collect()
+    }
+
+    pub fn run_one(&mut self, tx: CheckedTx) -> (Code, String) {
+        self.run(vec![tx]).remove(0)
+    }
+
+    pub fn ok(&mut self, tx: CheckedTx) {
+        let (code, msg) = self.run_one(tx);
+        assert_eq!(code, Code::Ok, "expected OK, got {code:?}: {msg}");
+    }
+
+    pub fn twin(&self, id: &str) -> pb::ShipmentTwin {
+        let bytes = self
+            .store
+            .state
+            .get(&state::shipment_key(id))
+            .expect("shipment exists");
+        prost::Message::decode(bytes.as_slice()).expect("decodes")
+    }
+
+    pub fn device(&self, id: &str) -> pb::DeviceRecord {
+        let bytes = self
+            .store
+            .state
+            .get(&state::device_key(id))
+            .expect("device exists");
+        prost::Message::decode(bytes.as_slice()).expect("decodes")
+    }
+
+    pub fn state_snapshot(&self) -> BTreeMap<Vec<u8>, Vec<u8>> {
+        self.store.state.clone()
+    }
+}
+
+pub(crate) fn policy() -> pb::ColdChainPolicy {
+    pb::ColdChainPolicy {
+        min_milli_c: 2_000,
+        max_milli_c: 8_000,
+        excursion_budget_minutes: 30,
+        max_reading_gap_minutes: 30,
+        mkt_limit_milli_c: Some(8_000),
+        hard_min_milli_c: None,
+        hard_max_milli_c: None,
+    }
+}
+
+pub(crate) fn create(id: &str, devices: &[&str]) -> Action {
+    Action::CreateShipment(pb::CreateShipment {
+        shipment_id: id.into(),
+        products: vec![pb::Product {
+            epc: "urn:epc:class:lgtin:4012345.012345.998877".into(),
+            description: "Lettuce".into(),
+            quantity: 100,
+            uom: "KGM".into(),
+        }],
+        owner: String::new(),
+        policy: Some(policy()),
+        origin_location: "urn:epc:id:sgln:4012345.00001.0".into(),
+        device_ids: devices.iter().map(|d| d.to_string()).collect(),
+    })
+}
+
+fn ship(id: &str, to: &str, new_owner: &str) -> Action {
+    Action::Ship(pb::ShipShipment {
+        shipment_id: id.into(),
+        to_custodian: to.into(),
+        new_owner: new_owner.into(),
+        location: String::new(),
+    })
+}
+
+fn receive(id: &str, final_delivery: bool) -> Action {
+    Action::Receive(pb::ReceiveShipment {
+        shipment_id: id.into(),
+        location: String::new(),
+        final_delivery,
+    })
+}
+
+fn customs(id: &str, outcome: pb::CustomsOutcome) -> Action {
+    Action::Customs(pb::CustomsDecision {
+        shipment_id: id.into(),
+        outcome: outcome as i32,
+        reason: String::new(),
+        location: String::new(),
+    })
+}
+
+const S: &str = "urn:epc:id:sscc:4012345.0000000001";
+const D: &str = "urn:epc:id:giai:4012345.1";
+
+/// A world with a registered device D and a shipment S monitored by it.
+fn with_shipment() -> World {
+    let mut w = World::new();
+    let reg = w.new_device(D, Scheme::Ed25519);
+    let tx = w.member_tx("farm", reg);
+    w.ok(tx);
+    let tx = w.member_tx("farm", create(S, &[D]));
+    w.ok(tx);
+    w
+}
+
+#[test]
+fn full_journey_custody_ownership_and_verdict() {
+    let mut w = with_shipment();
+    let t = w.twin(S);
+    assert_eq!((t.owner.as_str(), t.custodian.as_str()), ("farm", "farm"));
+    assert_eq!(t.verdict, pb::Verdict::Conformant as i32);
+
+    let tx = w.member_tx("farm", ship(S, "carrier", ""));
+    w.ok(tx);
+    let tx = w.member_tx("carrier", receive(S, false));
+    w.ok(tx);
+    let txs = (0..5).map(|i| w.reading(D, S, i * 10, 5_000)).collect();
+    assert!(w.run(txs).iter().all(|(c, _)| *c == Code::Ok));
+    let tx = w.member_tx("customs", customs(S, pb::CustomsOutcome::Cleared));
+    w.ok(tx);
+    let tx = w.member_tx("carrier", ship(S, "retailer", "retailer"));
+    w.ok(tx);
+    let tx = w.member_tx("retailer", receive(S, true));
+    w.ok(tx);
+
+    let t = w.twin(S);
+    assert_eq!(t.custodian, "retailer");
+    assert_eq!(t.owner, "retailer");
+    assert_eq!(t.status, pb::ShipmentStatus::Delivered as i32);
+    assert_eq!(t.customs, pb::CustomsStatus::Cleared as i32);
+    assert_eq!(t.reading_count, 5);
+    assert_eq!(t.mkt_milli_c, Some(5_000));
+    assert_eq!(t.verdict, pb::Verdict::Conformant as i32);
+    // Delivered shipments are closed.
+    let tx = w.reading(D, S, 100, 5_000);
+    assert_eq!(w.run_one(tx).0, Code::ShipmentClosed);
+}
+
+/// Each bad input gets its code and changes no state.
+#[test]
+fn rule_violations_change_nothing() {
+    type Case = (&'static str, fn(&mut World) -> CheckedTx, Code);
+    let cases: &[Case] = &[
+        (
+            "unknown device",
+            |w| {
+                let _ = w.new_device("urn:epc:id:giai:9.9", Scheme::Ed25519);
+                w.reading("urn:epc:id:giai:9.9", S, 1, 5_000)
+            },
+            Code::UnknownDevice,
+        ),
+        (
+            "reading for unknown shipment",
+            |w| w.reading(D, "urn:epc:id:sscc:1.2", 1, 5_000),
+            Code::UnknownShipment,
+        ),
+        (
+            "handover by non-custodian",
+            |w| w.member_tx("carrier", ship(S, "retailer", "")),
+            Code::NotCustodian,
+        ),
+        (
+            "receive by non-consignee",
+            |w| w.member_tx("retailer", receive(S, false)),
+            Code::NotInTransit,
+        ),
+        (
+            "customs decision by a non-customs member",
+            |w| w.member_tx("carrier", customs(S, pb::CustomsOutcome::Held)),
+            Code::NotCustoms,
+        ),
+        (
+            "device of another member attached",
+            |w| {
+                w.member_tx(
+                    "carrier",
+                    Action::AttachDevice(pb::AttachDevice {
+                        shipment_id: S.into(),
+                        device_id: D.into(),
+                    }),
+                )
+            },
+            Code::NotCustodian,
+        ),
+        (
+            "another member rotates the device key",
+            |w| {
+                let k = SecretKey::generate(Scheme::Ed25519);
+                w.member_tx(
+                    "carrier",
+                    Action::RotateDeviceKey(pb::RotateDeviceKey {
+                        device_id: D.into(),
+                        scheme: pb::SignatureScheme::Ed25519 as i32,
+                        public_key: k.public_key(),
+                    }),
+                )
+            },
+            Code::NotDeviceOwner,
+        ),
+        (
+            "another member revokes the device",
+            |w| {
+                w.member_tx(
+                    "retailer",
+                    Action::RevokeDevice(pb::RevokeDevice {
+                        device_id: D.into(),
+                        reason: "x".into(),
+                    }),
+                )
+            },
+            Code::NotDeviceOwner,
+        ),
+        (
+            "duplicate registration",
+            |w| {
+                let k = SecretKey::generate(Scheme::Ed25519);
+                w.member_tx(
+                    "carrier",
+                    Action::RegisterDevice(pb::RegisterDevice {
+                        device_id: D.into(),
+                        scheme: pb::SignatureScheme::Ed25519 as i32,
+                        public_key: k.public_key(),
+                        device_type: String::new(),
+                    }),
+                )
+            },
+            Code::DeviceExists,
+        ),
+        (
+            "duplicate shipment",
+            |w| w.member_tx("farm", create(S, &[])),
+            Code::ShipmentExists,
+        ),
+        (
+            "ship to a non-member",
+            |w| w.member_tx("farm", ship(S, "mallory", "")),
+            Code::UnknownMember,
+        ),
+        (
+            "replayed member sequence",
+            |w| w.member_tx_seq("farm", 1, ship(S, "carrier", "")),
+            Code::SequenceReplayed,
+        ),
+        (
+            "replayed device sequence",
+            |w| {
+                let tx = w.reading(D, S, 1, 5_000);
+                w.ok(tx);
+                w.reading_seq(D, 1, S, T0 + 2 * MIN, 5_000)
+            },
+            Code::SequenceReplayed,
+        ),
+        (
+            "reading far in the future",
+            |w| w.reading(D, S, 1_000_000, 5_000),
+            Code::BadTimestamp,
+        ),
+        (
+            "reading going back in time",
+            |w| {
+                let tx = w.reading(D, S, 10, 5_000);
+                w.ok(tx);
+                w.reading(D, S, 5, 5_000)
+            },
+            Code::BadTimestamp,
+        ),
+        (
+            "member key mismatch",
+            |_w| {
+                // carrier signs, but claims to be farm.
+                let key = SecretKey::from_bytes(Scheme::Ed25519, &[2; 32]).expect("seed");
+                let body = pb::TxBody {
+                    chain_id: CHAIN.into(),
+                    signer: Some(pb::Signer {
+                        kind: pb::SignerKind::Member as i32,
+                        id: "farm".into(),
+                        scheme: pb::SignatureScheme::Ed25519 as i32,
+                        public_key: key.public_key(),
+                    }),
+                    sequence: 99,
+                    time_ms: T0,
+                    action: Some(ship(S, "carrier", "")),
+                };
+                tx::check(tx::sign_body(&body, &key), CHAIN).expect("valid signature")
+            },
+            Code::KeyMismatch,
+        ),
+        (
+            "device key mismatch",
+            |w| {
+                let impostor = SecretKey::generate(Scheme::Ed25519);
+                let body = pb::TxBody {
+                    chain_id: CHAIN.into(),
+                    signer: Some(pb::Signer {
+                        kind: pb::SignerKind::Device as i32,
+                        id: D.into(),
+                        scheme: pb::SignatureScheme::Ed25519 as i32,
+                        public_key: impostor.public_key(),
+                    }),
+                    sequence: 50,
+                    time_ms: T0,
+                    action: Some(Action::SensorReport(pb::SensorReport {
+                        shipment_id: S.into(),
+                        observed_at_ms: T0,
+                        temperature_milli_c: 4_000,
+                        humidity_permille: None,
+                        location: None,
+                    })),
+                };
+                let _ = w;
+                tx::check(tx::sign_body(&body, &impostor), CHAIN).expect("valid signature")
+            },
+            Code::KeyMismatch,
+        ),
+        (
+            "unknown member signer",
+            |w| {
+                let key = SecretKey::generate(Scheme::Ed25519);
+                let body = pb::TxBody {
+                    chain_id: CHAIN.into(),
+                    signer: Some(pb::Signer {
+                        kind: pb::SignerKind::Member as i32,
+                        id: "mallory".into(),
+                        scheme: pb::SignatureScheme::Ed25519 as i32,
+                        public_key: key.public_key(),
+                    }),
+                    sequence: 1,
+                    time_ms: T0,
+                    action: Some(create("urn:epc:id:sscc:6.6", &[])),
+                };
+                let _ = w;
+                tx::check(tx::sign_body(&body, &key), CHAIN).expect("valid signature")
+            },
+            Code::UnknownSigner,
+        ),
+    ];
+    for (name, make, expected) in cases {
+        let mut w = with_shipment();
+        let tx = make(&mut w);
+        let before = w.state_snapshot();
+        let (code, message) = w.run_one(tx);
+        assert_eq!(code, *expected, "{name}: {message}");
+        assert!(!message.is_empty(), "{name}: a rejection says why");
+        assert_eq!(w.state_snapshot(), before, "{name}: state must not change");
+    }
+}
+
+#[test]
+fn revoked_device_and_rotation() {
+    let mut w = with_shipment();
+    // Rotate: the old key stops working, the new one works, the counter continues.
+    let new_key = SecretKey::generate(Scheme::P256);
+    let tx = w.member_tx(
+        "farm",
+        Action::RotateDeviceKey(pb::RotateDeviceKey {
+            device_id: D.into(),
+            scheme: pb::SignatureScheme::EcdsaP256Sha256 as i32,
+            public_key: new_key.public_key(),
+        }),
+    );
+    w.ok(tx);
+    let old = w.reading(D, S, 1, 5_000);
+    assert_eq!(w.run_one(old).0, Code::KeyMismatch);
+    w.devices.get_mut(D).expect("device").0 = new_key;
+    let tx = w.reading(D, S, 2, 5_000);
+    w.ok(tx);
+    assert_eq!(w.device(D).key_rotations, 1);
+
+    let tx = w.member_tx(
+        "farm",
+        Action::RevokeDevice(pb::RevokeDevice {
+            device_id: D.into(),
+            reason: "lost".into(),
+        }),
+    );
+    w.ok(tx);
+    let tx = w.reading(D, S, 3, 5_000);
+    assert_eq!(w.run_one(tx).0, Code::DeviceRevoked);
+}
+
+#[test]
+fn sequence_gaps_are_flagged_not_rejected() {
+    let mut w = with_shipment();
+    let tx = w.reading_seq(D, 1, S, T0 + MIN, 5_000);
+    w.ok(tx);
+    let tx = w.reading_seq(D, 5, S, T0 + 2 * MIN, 5_000);
+    w.ok(tx);
+    let d = w.device(D);
+    assert_eq!((d.last_sequence, d.sequence_gaps), (5, 1));
+}
+
+#[test]
+fn device_not_attached_to_shipment() {
+    let mut w = with_shipment();
+    let reg = w.new_device("urn:epc:id:giai:4012345.2", Scheme::P256);
+    let tx = w.member_tx("farm", reg);
+    w.ok(tx);
+    let tx = w.reading("urn:epc:id:giai:4012345.2", S, 1, 5_000);
+    assert_eq!(w.run_one(tx).0, Code::DeviceNotAttached);
+    // The custodian attaches it; now it may report.
+    let tx = w.member_tx(
+        "farm",
+        Action::AttachDevice(pb::AttachDevice {
+            shipment_id: S.into(),
+            device_id: "urn:epc:id:giai:4012345.2".into(),
+        }),
+    );
+    w.ok(tx);
+    let tx = w.reading("urn:epc:id:giai:4012345.2", S, 2, 5_000);
+    w.ok(tx);
+}
+
+#[test]
+fn customs_hold_blocks_handover_until_cleared() {
+    let mut w = with_shipment();
+    let tx = w.member_tx("customs", customs(S, pb::CustomsOutcome::Held));
+    w.ok(tx);
+    let tx = w.member_tx("farm", ship(S, "carrier", ""));
+    assert_eq!(w.run_one(tx).0, Code::ShipmentOnHold);
+    let tx = w.member_tx("customs", customs(S, pb::CustomsOutcome::Cleared));
+    w.ok(tx);
+    let tx = w.member_tx("farm", ship(S, "carrier", ""));
+    w.ok(tx);
+    // Still the custodian until the carrier receives, but the shipment is in transit.
+    let tx = w.member_tx("farm", ship(S, "retailer", ""));
+    assert_eq!(w.run_one(tx).0, Code::InTransit);
+    let tx = w.member_tx("retailer", ship(S, "farm", ""));
+    assert_eq!(w.run_one(tx).0, Code::NotCustodian);
+}
+
+#[test]
+fn duplicate_transaction_in_block_and_across_blocks() {
+    let mut w = with_shipment();
+    let tx = w.reading(D, S, 1, 5_000);
+    let results = w.run(vec![tx.clone(), tx.clone()]);
+    assert_eq!(results[0].0, Code::Ok);
+    assert_eq!(results[1].0, Code::Duplicate);
+    assert_eq!(w.run_one(tx).0, Code::Duplicate);
+}
+
+#[test]
+fn excursion_turns_shipment_non_conformant() {
+    let mut w = with_shipment();
+    let series = [
+        (0, 5_000),
+        (10, 9_500),
+        (20, 11_000),
+        (30, 10_000),
+        (45, 6_000),
+    ];
+    let txs = series.iter().map(|&(m, t)| w.reading(D, S, m, t)).collect();
+    assert!(w.run(txs).iter().all(|(c, _)| *c == Code::Ok));
+    let t = w.twin(S);
+    assert_eq!(
+        t.verdict,
+        pb::Verdict::NonConformant as i32,
+        "{:?}",
+        t.reasons
+    );
+    assert_eq!(t.excursions.len(), 1);
+    let e = &t.excursions[0];
+    assert_eq!(
+        (e.start_ms, e.end_ms, e.peak_milli_c),
+        (T0 + 10 * MIN, T0 + 45 * MIN, 11_000)
+    );
+    assert_eq!(e.device_id, D);
+}
+
+#[test]
+fn execution_is_deterministic() {
+    let mut w = with_shipment();
+    let txs: Vec<_> = (0..20)
+        .map(|i| w.reading(D, S, i * 7, 3_000 + (i as i32 * 431) % 7_000))
+        .collect();
+    let ctx = BlockContext {
+        height: 3,
+        time_ms: T0 + 10_000 * MIN,
+    };
+    let a = w
+        .ledger
+        .execute_block(&w.store, ctx, txs.iter())
+        .expect("executes");
+    let b = w
+        .ledger
+        .execute_block(&w.store, ctx, txs.iter())
+        .expect("executes");
+    assert_eq!(a.writes, b.writes);
+    assert_eq!(a.results, b.results);
+    assert_eq!(
+        state::state_commitment(&[0; 32], &a.writes),
+        state::state_commitment(&[0; 32], &b.writes)
+    );
+}

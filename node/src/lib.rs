@@ -1,0 +1,15 @@
+//! The tracechain node: checked transactions, the ledger state machine, blocks,
+//! the mempool, the gRPC API and the CLI's building blocks.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod chain;
+pub mod cli;
+pub mod crypto;
+pub mod genesis;
+pub mod ledger;
+pub mod mempool;
+pub mod merkle;
+pub mod node;
+pub mod tx;

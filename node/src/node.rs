@@ -1,0 +1,718 @@
+//! The running node: admission into the mempool, block production, queries and
+//! block subscriptions, over one [`Chain`].
+//!
+//! Until the network issue wires PBFT in, a node produces blocks only when it is the
+//! consortium's sole validator (n = 1): it executes a batch, signs the commit vote
+//! (which alone is a 2f+1 = 1 quorum) and commits. RocksDB work and bulk signature
+//! checks run on blocking threads, never on the async runtime.
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use ed25519_dalek::SigningKey;
+use prost::Message;
+use tokio::sync::{Notify, mpsc, watch};
+use tracechain_consensus::{CommitCertificate, ReplicaId};
+use tracechain_proto::v1 as pb;
+use tracechain_storage::Store;
+
+use crate::{
+    chain::{Chain, ChainError, decode_block},
+    genesis::Genesis,
+    ledger::state,
+    mempool::{Mempool, MempoolError},
+    tx::{self, CheckedTx, SignerKind, TxError, TxId},
+};
+
+/// Node settings.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// RocksDB directory.
+    pub data_dir: PathBuf,
+    /// This node's member id.
+    pub member_id: String,
+    /// Longest wait between the first pending transaction and its block.
+    pub block_interval: Duration,
+    /// Most transactions in one block.
+    pub max_block_txs: usize,
+    /// Most bytes of transactions in one block.
+    pub max_block_bytes: usize,
+    /// Mempool bound, transactions.
+    pub mempool_max_txs: usize,
+    /// Mempool bound, bytes.
+    pub mempool_max_bytes: usize,
+}
+
+impl NodeConfig {
+    /// Defaults for `data_dir` and `member_id`.
+    pub fn new(data_dir: PathBuf, member_id: String) -> Self {
+        Self {
+            data_dir,
+            member_id,
+            block_interval: Duration::from_millis(200),
+            max_block_txs: 10_000,
+            max_block_bytes: 16 * 1024 * 1024,
+            mempool_max_txs: 200_000,
+            mempool_max_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why a node cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store or chain failed to open.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// RocksDB failed to open.
+    #[error(transparent)]
+    Storage(#[from] tracechain_storage::StorageError),
+    /// The configuration does not fit the genesis.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Why a transaction was not admitted; each maps to a gRPC status.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmissionError {
+    /// Malformed, wrong chain, bad signature, impossible values.
+    #[error(transparent)]
+    Invalid(#[from] TxError),
+    /// Already pending or committed.
+    #[error("transaction {id} is already {where_}")]
+    Duplicate {
+        /// The transaction.
+        id: TxId,
+        /// "pending" or "committed at height N".
+        where_: String,
+    },
+    /// Can never succeed given committed state (replay, revoked device).
+    #[error("{0}")]
+    Stale(String),
+    /// The mempool is full: retry later.
+    #[error("mempool is full ({capacity} transactions); retry later")]
+    Full {
+        /// The bound that was hit.
+        capacity: usize,
+    },
+    /// A local fault.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AdmissionError {
+    /// The gRPC status code for this error.
+    pub fn code(&self) -> tonic::Code {
+        match self {
+            AdmissionError::Invalid(_) => tonic::Code::InvalidArgument,
+            AdmissionError::Duplicate { .. } => tonic::Code::AlreadyExists,
+            AdmissionError::Stale(_) => tonic::Code::FailedPrecondition,
+            AdmissionError::Full { .. } => tonic::Code::ResourceExhausted,
+            AdmissionError::Internal(_) => tonic::Code::Internal,
+        }
+    }
+}
+
+/// Where a committed transaction is.
+#[derive(Debug, Clone)]
+pub struct TxLookup {
+    /// Pending, committed or unknown.
+    pub status: pb::TxStatus,
+    /// Height, when committed.
+    pub height: u64,
+    /// Index in the block, when committed.
+    pub index: u32,
+    /// Result, when committed.
+    pub result: Option<pb::TxResult>,
+    /// The transaction, when known.
+    pub tx: Option<pb::SignedTx>,
+    /// Block time, when committed.
+    pub block_time_ms: i64,
+}
+
+struct Shared {
+    config: NodeConfig,
+    genesis: Genesis,
+    store: Arc<Store>,
+    chain: Mutex<Chain>,
+    mempool: Mutex<Mempool>,
+    tx_ready: Notify,
+    head: watch::Sender<u64>,
+    node_key: SigningKey,
+    replica: ReplicaId,
+}
+
+/// A handle to the running node; cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    shared: Arc<Shared>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock is a bug; keep serving rather than cascade.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("blocking task failed: {e}"))
+}
+
+impl Node {
+    /// Opens the store and chain. The caller runs [`Node::run_producer`].
+    pub fn open(
+        config: NodeConfig,
+        genesis: Genesis,
+        node_key: SigningKey,
+    ) -> Result<Self, StartError> {
+        let member = genesis
+            .member(&config.member_id)
+            .ok_or_else(|| StartError::Config(format!("{} is not a member", config.member_id)))?;
+        if member.node_key != node_key.verifying_key() {
+            return Err(StartError::Config(format!(
+                "the node key does not match {}'s node_key in the genesis",
+                config.member_id
+            )));
+        }
+        let replica = member.replica.ok_or_else(|| {
+            StartError::Config(format!("{} is not a validator", config.member_id))
+        })?;
+        if genesis.validators().n() != 1 {
+            return Err(StartError::Config(format!(
+                "this genesis has {} validators; running a multi-validator consortium needs \
+                 the PBFT network layer, which this build does not have yet",
+                genesis.validators().n()
+            )));
+        }
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            StartError::Config(format!("cannot create {}: {e}", config.data_dir.display()))
+        })?;
+        let store = Arc::new(Store::open(&config.data_dir)?);
+        let chain = Chain::open(store.clone(), genesis.clone())?;
+        let (head, _) = watch::channel(chain.head().height);
+        let mempool = Mempool::new(config.mempool_max_txs, config.mempool_max_bytes);
+        Ok(Self {
+            shared: Arc::new(Shared {
+                config,
+                genesis,
+                store,
+                chain: Mutex::new(chain),
+                mempool: Mutex::new(mempool),
+                tx_ready: Notify::new(),
+                head,
+                node_key,
+                replica,
+            }),
+        })
+    }
+
+    /// The genesis.
+    pub fn genesis(&self) -> &Genesis {
+        &self.shared.genesis
+    }
+
+    /// Watches the committed height.
+    pub fn head_watch(&self) -> watch::Receiver<u64> {
+        self.shared.head.subscribe()
+    }
+
+    // ---- admission -------------------------------------------------------------
+
+    /// Checks and admits transactions; one outcome per input, in order.
+    pub async fn submit(&self, txs: Vec<pb::SignedTx>) -> Vec<Result<TxId, AdmissionError>> {
+        let shared = self.shared.clone();
+        let n = txs.len();
+        let checked = blocking(move || {
+            let chain_id = shared.genesis.chain_id().to_string();
+            let mut out: Vec<Result<CheckedTx, AdmissionError>> = Vec::with_capacity(txs.len());
+            let mut pending = Vec::new();
+            let mut slots = Vec::new();
+            for t in txs {
+                match tx::decode(t, &chain_id) {
+                    Ok(u) => {
+                        slots.push(out.len());
+                        pending.push(u);
+                        out.push(Err(AdmissionError::Internal("unverified".into())));
+                    }
+                    Err(e) => out.push(Err(e.into())),
+                }
+            }
+            for (slot, verified) in slots.into_iter().zip(tx::verify_all(pending)) {
+                out[slot] = verified
+                    .map_err(AdmissionError::from)
+                    .and_then(|c| precheck(&shared.store, c));
+            }
+            out
+        })
+        .await;
+        let checked = match checked {
+            Ok(c) => c,
+            Err(e) => {
+                return (0..n)
+                    .map(|_| Err(AdmissionError::Internal(e.clone())))
+                    .collect();
+            }
+        };
+        let mut results = Vec::with_capacity(checked.len());
+        {
+            let mut pool = lock(&self.shared.mempool);
+            for c in checked {
+                results.push(c.and_then(|c| {
+                    let id = c.id;
+                    pool.insert(Arc::new(c)).map(|()| id).map_err(|e| match e {
+                        MempoolError::Duplicate { id } => AdmissionError::Duplicate {
+                            id,
+                            where_: "pending".into(),
+                        },
+                        MempoolError::Full { capacity, .. } => AdmissionError::Full { capacity },
+                    })
+                }));
+            }
+        }
+        if results.iter().any(Result::is_ok) {
+            self.shared.tx_ready.notify_one();
+        }
+        results
+    }
+
+    /// Waits until `id` is committed or `timeout` passes.
+    pub async fn wait_for_commit(&self, id: TxId, timeout: Duration) -> Option<TxLookup> {
+        let mut head = self.head_watch();
+        let wait = async {
+            loop {
+                if let Ok(lookup) = self.get_tx(id).await
+                    && lookup.status == pb::TxStatus::Committed
+                {
+                    return Some(lookup);
+                }
+                if head.changed().await.is_err() {
+                    return None;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.ok().flatten()
+    }
+
+    // ---- block production (n = 1) ----------------------------------------------
+
+    /// Cuts blocks from the mempool until `shutdown` turns true: a block when
+    /// `max_block_txs` are pending, or `block_interval` after the first one arrived.
+    pub async fn run_producer(self, mut shutdown: watch::Receiver<bool>) {
+        let interval = self.shared.config.block_interval;
+        loop {
+            if lock(&self.shared.mempool).is_empty() {
+                tokio::select! {
+                    _ = self.shared.tx_ready.notified() => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+            let deadline = tokio::time::Instant::now() + interval;
+            while lock(&self.shared.mempool).len() < self.shared.config.max_block_txs {
+                tokio::select! {
+                    _ = self.shared.tx_ready.notified() => {}
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = shutdown.changed() => return,
+                }
+            }
+            if let Err(e) = self.produce_block().await {
+                tracing::error!(error = %e, "block production failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// Executes, certifies and commits one block from the mempool. Returns the new
+    /// height, or `None` if nothing was pending.
+    pub async fn produce_block(&self) -> Result<Option<u64>, String> {
+        let shared = self.shared.clone();
+        let batch =
+            lock(&shared.mempool).batch(shared.config.max_block_txs, shared.config.max_block_bytes);
+        if batch.is_empty() {
+            return Ok(None);
+        }
+        let ids: Vec<TxId> = batch.iter().map(|t| t.id).collect();
+        let committed = blocking(move || {
+            let mut chain = lock(&shared.chain);
+            let executed = chain
+                .build_block(&batch, now_ms(), 0, &shared.config.member_id)
+                .map_err(|e| e.to_string())?;
+            let vote = chain.sign_commit(&executed, shared.replica, &shared.node_key);
+            let certificate = CommitCertificate {
+                height: executed.header.height,
+                view: executed.header.view,
+                block_hash: executed.hash,
+                signatures: vec![vote],
+            };
+            let txs = executed.tx_ids.len();
+            let height = executed.header.height;
+            chain
+                .commit(executed, &certificate)
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((height, txs))
+        })
+        .await??;
+        lock(&self.shared.mempool).remove(ids.iter());
+        let (height, txs) = committed;
+        tracing::info!(height, txs, "committed block");
+        self.shared.head.send_replace(height);
+        Ok(Some(height))
+    }
+
+    // ---- queries ---------------------------------------------------------------
+
+    /// Chain status.
+    pub async fn status(&self) -> pb::ChainStatus {
+        let head = lock(&self.shared.chain).head().clone();
+        pb::ChainStatus {
+            chain_id: self.shared.genesis.chain_id().to_string(),
+            height: head.height,
+            head_hash: head.hash.to_vec(),
+            state_commitment: head.state_commitment.to_vec(),
+            head_time_ms: head.time_ms,
+            mempool_size: lock(&self.shared.mempool).len() as u64,
+            members: self.shared.genesis.members.len() as u32,
+            node_member_id: self.shared.config.member_id.clone(),
+            genesis_hash: self.shared.genesis.hash().to_vec(),
+        }
+    }
+
+    /// A committed block by height.
+    pub async fn block(&self, height: u64) -> Result<Option<pb::CommittedBlock>, String> {
+        let store = self.shared.store.clone();
+        blocking(move || {
+            decode_block(store.block(height).map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+        })
+        .await?
+    }
+
+    /// A committed block by hash.
+    pub async fn block_by_hash(
+        &self,
+        hash: [u8; 32],
+    ) -> Result<Option<pb::CommittedBlock>, String> {
+        let store = self.shared.store.clone();
+        let height = blocking(move || store.height_of(&hash).map_err(|e| e.to_string())).await??;
+        match height {
+            Some(h) => self.block(h).await,
+            None => Ok(None),
+        }
+    }
+
+    /// A transaction's status, and where it is if committed.
+    pub async fn get_tx(&self, id: TxId) -> Result<TxLookup, String> {
+        let store = self.shared.store.clone();
+        let location =
+            blocking(move || store.tx_location(&id.0).map_err(|e| e.to_string())).await??;
+        if let Some(loc) = location {
+            let block = self.block(loc.height).await?.ok_or_else(|| {
+                format!("block {} of a committed transaction is missing", loc.height)
+            })?;
+            let tx = block
+                .block
+                .as_ref()
+                .and_then(|b| b.txs.get(loc.index as usize))
+                .cloned();
+            let time = block_time(&block);
+            return Ok(TxLookup {
+                status: pb::TxStatus::Committed,
+                height: loc.height,
+                index: loc.index,
+                result: block.results.get(loc.index as usize).cloned(),
+                tx,
+                block_time_ms: time,
+            });
+        }
+        let pending = lock(&self.shared.mempool)
+            .get(&id)
+            .map(|t| t.signed.clone());
+        Ok(TxLookup {
+            status: if pending.is_some() {
+                pb::TxStatus::Pending
+            } else {
+                pb::TxStatus::Unknown
+            },
+            height: 0,
+            index: 0,
+            result: None,
+            tx: pending,
+            block_time_ms: 0,
+        })
+    }
+
+    /// A state record.
+    async fn record<M: Message + Default + 'static>(
+        &self,
+        key: Vec<u8>,
+    ) -> Result<Option<M>, String> {
+        let store = self.shared.store.clone();
+        blocking(move || {
+            store
+                .get_state(&key)
+                .map_err(|e| e.to_string())?
+                .map(|b| M::decode(b.as_slice()).map_err(|e| format!("corrupt record: {e}")))
+                .transpose()
+        })
+        .await?
+    }
+
+    /// A shipment's twin.
+    pub async fn shipment(&self, id: &str) -> Result<Option<pb::ShipmentTwin>, String> {
+        self.record(state::shipment_key(id)).await
+    }
+
+    /// A device record.
+    pub async fn device(&self, id: &str) -> Result<Option<pb::DeviceRecord>, String> {
+        self.record(state::device_key(id)).await
+    }
+
+    /// A page of a shipment's committed events, oldest first, and the total count.
+    pub async fn shipment_events(
+        &self,
+        id: &str,
+        offset: u64,
+        limit: usize,
+    ) -> Result<(Vec<pb::ShipmentEvent>, u64), String> {
+        let store = self.shared.store.clone();
+        let prefix = state::shipment_events_prefix(id);
+        blocking(move || {
+            let total = store.count_index(&prefix).map_err(|e| e.to_string())?;
+            let entries = store
+                .scan_index(&prefix, offset, limit)
+                .map_err(|e| e.to_string())?;
+            let mut events = Vec::with_capacity(entries.len());
+            let mut cached: Option<(u64, pb::CommittedBlock)> = None;
+            for (key, tx_id) in entries {
+                let suffix = &key[prefix.len()..];
+                let (Ok(h), Ok(i)) = (
+                    <[u8; 8]>::try_from(&suffix[..8.min(suffix.len())]),
+                    <[u8; 4]>::try_from(suffix.get(8..12).unwrap_or_default()),
+                ) else {
+                    return Err("corrupt shipment event index entry".to_string());
+                };
+                let (height, index) = (u64::from_be_bytes(h), u32::from_be_bytes(i));
+                if cached.as_ref().map(|(ch, _)| *ch) != Some(height) {
+                    let block = decode_block(store.block(height).map_err(|e| e.to_string())?)
+                        .map_err(|e| e.to_string())?
+                        .ok_or_else(|| format!("block {height} is missing"))?;
+                    cached = Some((height, block));
+                }
+                let Some((_, block)) = cached.as_ref() else {
+                    continue;
+                };
+                events.push(pb::ShipmentEvent {
+                    height,
+                    index,
+                    tx_id,
+                    tx: block
+                        .block
+                        .as_ref()
+                        .and_then(|b| b.txs.get(index as usize))
+                        .cloned(),
+                    result: block.results.get(index as usize).cloned(),
+                    block_time_ms: block_time(block),
+                });
+            }
+            Ok((events, total))
+        })
+        .await?
+    }
+
+    /// Streams committed blocks from `from` (inclusive), then live ones, until the
+    /// receiver is dropped. Reads the store by height, so a slow subscriber never
+    /// misses a block; the channel bound applies backpressure.
+    pub fn subscribe(&self, from: u64) -> mpsc::Receiver<Result<pb::CommittedBlock, String>> {
+        let (tx, rx) = mpsc::channel(16);
+        let node = self.clone();
+        let mut head = self.head_watch();
+        tokio::spawn(async move {
+            let mut next = from.max(1);
+            loop {
+                let current = *head.borrow_and_update();
+                while next <= current {
+                    let item = match node.block(next).await {
+                        Ok(Some(b)) => Ok(b),
+                        Ok(None) => Err(format!("block {next} is missing")),
+                        Err(e) => Err(e),
+                    };
+                    let failed = item.is_err();
+                    if tx.send(item).await.is_err() || failed {
+                        return;
+                    }
+                    next += 1;
+                }
+                tokio::select! {
+                    changed = head.changed() => if changed.is_err() { return },
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        rx
+    }
+}
+
+/// Rejects what committed state already rules out forever: a transaction that is
+/// already committed, a device sequence at or below the device's high-water mark, a
+/// revoked device. Everything else is left to execution, where it gets a result code.
+fn precheck(store: &Store, tx: CheckedTx) -> Result<CheckedTx, AdmissionError> {
+    let internal = |e: tracechain_storage::StorageError| AdmissionError::Internal(e.to_string());
+    if let Some(loc) = store.tx_location(&tx.id.0).map_err(internal)? {
+        return Err(AdmissionError::Duplicate {
+            id: tx.id,
+            where_: format!("committed at height {}", loc.height),
+        });
+    }
+    if tx.signer.kind == SignerKind::Device
+        && let Some(bytes) = store
+            .get_state(&state::device_key(&tx.signer.id))
+            .map_err(internal)?
+    {
+        let device = pb::DeviceRecord::decode(bytes.as_slice())
+            .map_err(|e| AdmissionError::Internal(format!("corrupt device record: {e}")))?;
+        if device.revoked {
+            return Err(AdmissionError::Stale(format!(
+                "device {} is revoked",
+                tx.signer.id
+            )));
+        }
+        if tx.sequence <= device.last_sequence {
+            return Err(AdmissionError::Stale(format!(
+                "sequence {} of device {} is not above its last accepted sequence {} (replayed or out of order)",
+                tx.sequence, tx.signer.id, device.last_sequence
+            )));
+        }
+    }
+    Ok(tx)
+}
+
+fn block_time(block: &pb::CommittedBlock) -> i64 {
+    block
+        .block
+        .as_ref()
+        .and_then(|b| pb::BlockHeader::decode(b.header.as_slice()).ok())
+        .map_or(0, |h| h.time_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use tracechain_proto::v1::tx_body::Action;
+
+    use super::*;
+    use crate::{
+        crypto::{Scheme, SecretKey},
+        genesis::{GenesisFile, MemberEntry, Role},
+    };
+
+    const CHAIN: &str = "node-test";
+
+    fn setup(dir: &std::path::Path, mempool_max_txs: usize) -> (Node, SecretKey) {
+        let node_key = SigningKey::from_bytes(&[3; 32]);
+        let admin = SecretKey::from_bytes(Scheme::Ed25519, &[4; 32]).expect("seed");
+        let genesis = Genesis::from_file(GenesisFile {
+            chain_id: CHAIN.into(),
+            genesis_time_ms: 1_700_000_000_000,
+            max_clock_skew_ms: 300_000,
+            members: vec![MemberEntry {
+                id: "farm".into(),
+                name: "farm".into(),
+                role: Role::Producer,
+                node_key: hex::encode(node_key.verifying_key().as_bytes()),
+                admin_key: hex::encode(admin.public_key()),
+                address: String::new(),
+                validator: true,
+            }],
+        })
+        .expect("genesis");
+        let mut config = NodeConfig::new(dir.join("db"), "farm".into());
+        config.mempool_max_txs = mempool_max_txs;
+        (Node::open(config, genesis, node_key).expect("open"), admin)
+    }
+
+    fn register(admin: &SecretKey, seq: u64) -> pb::SignedTx {
+        let device = SecretKey::from_bytes(Scheme::Ed25519, &[seq as u8 + 50; 32]).expect("seed");
+        tx::sign_body(
+            &pb::TxBody {
+                chain_id: CHAIN.into(),
+                signer: Some(pb::Signer {
+                    kind: pb::SignerKind::Member as i32,
+                    id: "farm".into(),
+                    scheme: pb::SignatureScheme::Ed25519 as i32,
+                    public_key: admin.public_key(),
+                }),
+                sequence: seq,
+                time_ms: now_ms(),
+                action: Some(Action::RegisterDevice(pb::RegisterDevice {
+                    device_id: format!("dev-{seq}"),
+                    scheme: pb::SignatureScheme::Ed25519 as i32,
+                    public_key: device.public_key(),
+                    device_type: String::new(),
+                })),
+            },
+            admin,
+        )
+    }
+
+    #[tokio::test]
+    async fn full_mempool_refuses_with_resource_exhausted_and_keeps_what_it_has() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (node, admin) = setup(dir.path(), 3);
+        let txs: Vec<_> = (1..=5).map(|s| register(&admin, s)).collect();
+        let outcomes = node.submit(txs).await;
+        assert!(outcomes[..3].iter().all(Result::is_ok), "{outcomes:?}");
+        for o in &outcomes[3..] {
+            let e = o.as_ref().expect_err("pool is full");
+            assert!(matches!(e, AdmissionError::Full { capacity: 3 }), "{e}");
+            assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+        }
+        assert_eq!(node.status().await.mempool_size, 3);
+        // A block drains the pool; nothing admitted was lost.
+        assert_eq!(node.produce_block().await, Ok(Some(1)));
+        let block = node.block(1).await.expect("read").expect("block");
+        assert_eq!(block.results.len(), 3);
+        assert_eq!(node.status().await.mempool_size, 0);
+        // The two refused ones can be submitted again now.
+        let again = node
+            .submit((4..=5).map(|s| register(&admin, s)).collect())
+            .await;
+        assert!(again.iter().all(Result::is_ok), "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn committed_transactions_are_duplicates_and_restart_keeps_the_head() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (node, admin) = setup(dir.path(), 100);
+        let tx = register(&admin, 1);
+        assert!(node.submit(vec![tx.clone()]).await[0].is_ok());
+        let again = node.submit(vec![tx.clone()]).await;
+        assert!(matches!(again[0], Err(AdmissionError::Duplicate { .. })));
+        assert_eq!(node.produce_block().await, Ok(Some(1)));
+        let after = node.submit(vec![tx]).await;
+        let e = after[0].as_ref().expect_err("committed");
+        assert_eq!(e.code(), tonic::Code::AlreadyExists);
+        assert!(e.to_string().contains("committed at height 1"), "{e}");
+        let status = node.status().await;
+        drop(node);
+        let (node, _) = setup(dir.path(), 100);
+        let reopened = node.status().await;
+        assert_eq!(
+            (
+                reopened.height,
+                reopened.head_hash,
+                reopened.state_commitment
+            ),
+            (status.height, status.head_hash, status.state_commitment)
+        );
+    }
+}
