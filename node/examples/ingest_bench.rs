@@ -187,17 +187,21 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
+    // Each client owns a set of devices and sends their readings in sequence order,
+    // as devices do; readings of one device never race each other.
+    let clients = args.clients.clamp(1, args.devices);
     let per_device = args.readings.div_ceil(args.devices);
     let t0 = now_ms() - per_device as i64 * 1_000 - 10_000;
     let signing = Instant::now();
-    let mut readings = Vec::with_capacity(args.readings);
+    let mut streams: Vec<Vec<pb::SignedTx>> = vec![Vec::new(); clients];
+    let mut signed = 0usize;
     'outer: for k in 0..per_device {
         for (d, (id, key)) in devices.iter().enumerate() {
-            if readings.len() == args.readings {
+            if signed == args.readings {
                 break 'outer;
             }
             let at = t0 + k as i64 * 1_000;
-            readings.push(tx::sign_body(
+            streams[d % clients].push(tx::sign_body(
                 &pb::TxBody {
                     chain_id: chain.into(),
                     signer: Some(signer(pb::SignerKind::Device, id, key)),
@@ -213,11 +217,11 @@ async fn main() -> anyhow::Result<()> {
                 },
                 key,
             ));
+            signed += 1;
         }
     }
     eprintln!(
-        "pre-signed {} readings from {} devices ({}) in {:.1} s",
-        readings.len(),
+        "pre-signed {signed} readings from {} devices ({}) in {:.1} s",
         args.devices,
         args.scheme,
         signing.elapsed().as_secs_f64()
@@ -235,32 +239,45 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?
         .into_inner();
-    let total = readings.len();
+    let total = signed;
     let started = Instant::now();
-    let chunks: Vec<Vec<pb::SignedTx>> = readings.chunks(args.batch).map(|c| c.to_vec()).collect();
-    let per_client = chunks.len().div_ceil(args.clients.max(1));
+    let (rejections, mut rejected_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
     let mut senders = Vec::new();
-    for part in chunks.chunks(per_client.max(1)) {
-        let part = part.to_vec();
+    for stream in streams {
         let mut c = client.clone();
+        let batch = args.batch.max(1);
+        let rejections = rejections.clone();
         senders.push(tokio::spawn(async move {
-            let mut rejected = 0usize;
-            for txs in part {
+            for txs in stream.chunks(batch) {
                 let r = c
-                    .submit_txs(pb::SubmitTxsRequest { txs })
+                    .submit_txs(pb::SubmitTxsRequest { txs: txs.to_vec() })
                     .await?
                     .into_inner();
-                rejected += r.outcomes.iter().filter(|o| !o.accepted).count();
+                let refused = r.outcomes.iter().filter(|o| !o.accepted).count();
+                if refused > 0 {
+                    let _ = rejections.send(refused);
+                }
             }
-            Ok::<_, tonic::Status>(rejected)
+            Ok::<_, tonic::Status>(())
         }));
     }
+    drop(rejections);
     let mut committed = 0usize;
     let mut failed = 0usize;
+    let mut rejected = 0usize;
     let mut block_count = 0usize;
     let mut max_block = 0usize;
-    while committed + failed < total {
-        let Some(b) = blocks.message().await? else {
+    while committed + failed + rejected < total {
+        // Transactions refused at admission never reach a block: count them too.
+        while let Ok(n) = rejected_rx.try_recv() {
+            rejected += n;
+        }
+        if committed + failed + rejected >= total {
+            break;
+        }
+        let next = tokio::time::timeout(Duration::from_millis(500), blocks.message()).await;
+        let Ok(next) = next else { continue };
+        let Some(b) = next? else {
             anyhow::bail!("subscription ended");
         };
         block_count += 1;
@@ -274,9 +291,8 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let mut rejected = 0;
     for s in senders {
-        rejected += s.await??;
+        s.await??;
     }
     let rate = committed as f64 / elapsed;
     println!(
