@@ -1,0 +1,145 @@
+//! The composed libp2p behaviour and the Swarm built around it.
+//!
+//! Field order matters: `allowed` comes first, so a connection from a key outside the roster
+//! is denied before any other behaviour sees it (the derive asks each field in order and stops
+//! at the first denial).
+
+use std::time::Duration;
+
+use libp2p::allow_block_list::{self, AllowedPeers};
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{
+    Swarm, SwarmBuilder, connection_limits, gossipsub, identify, identity, noise, tcp, yamux,
+};
+
+use crate::codec::{CONSENSUS_PROTOCOL, ConsensusCodec, SYNC_PROTOCOL, SyncCodec};
+use crate::config::NetworkConfig;
+use crate::error::NetworkError;
+use crate::roster::Roster;
+
+/// Room for gossipsub's envelope (signature, key, topic, sequence number) around a payload.
+const GOSSIP_ENVELOPE_BYTES: usize = 4096;
+/// Unauthenticated inbound connections in their handshake at once (limits a connection flood
+/// from outsiders, who are refused only once noise reveals their key).
+const MAX_PENDING_INCOMING: u32 = 64;
+/// Connections per peer: two members may dial each other at the same moment, and a restarted
+/// peer may briefly overlap with its old connection.
+const MAX_CONNECTIONS_PER_PEER: u32 = 4;
+/// Concurrent inbound or outbound streams per request-response protocol and connection.
+const MAX_CONCURRENT_STREAMS: usize = 64;
+
+/// Everything the node speaks.
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub allowed: allow_block_list::Behaviour<AllowedPeers>,
+    pub limits: connection_limits::Behaviour,
+    pub identify: identify::Behaviour,
+    pub gossipsub: gossipsub::Behaviour,
+    pub consensus: request_response::Behaviour<ConsensusCodec>,
+    pub sync: request_response::Behaviour<SyncCodec>,
+}
+
+/// Builds the Swarm: TCP + noise + yamux under the composed behaviour.
+pub(crate) fn build_swarm(
+    keypair: identity::Keypair,
+    config: &NetworkConfig,
+    roster: &Roster,
+) -> Result<Swarm<Behaviour>, NetworkError> {
+    let build_error = |e: &dyn std::fmt::Display| NetworkError::Build {
+        reason: e.to_string(),
+    };
+    let behaviour = build_behaviour(&keypair, config, roster)?;
+    let swarm = SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| build_error(&e))?
+        .with_behaviour(|_| behaviour)
+        .map_err(|e| build_error(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_connection_timeout))
+        .build();
+    Ok(swarm)
+}
+
+fn build_behaviour(
+    keypair: &identity::Keypair,
+    config: &NetworkConfig,
+    roster: &Roster,
+) -> Result<Behaviour, NetworkError> {
+    let mut allowed = allow_block_list::Behaviour::<AllowedPeers>::default();
+    for peer in roster.peers() {
+        allowed.allow_peer(*peer);
+    }
+    let limits = connection_limits::Behaviour::new(
+        connection_limits::ConnectionLimits::default()
+            .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
+            .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER)),
+    );
+    let identify = identify::Behaviour::new(
+        identify::Config::new("/tracechain/id/1".into(), keypair.public())
+            .with_agent_version(format!("tracechain/{}", env!("CARGO_PKG_VERSION"))),
+    );
+    let request_config = request_response::Config::default()
+        .with_request_timeout(config.request_timeout)
+        .with_max_concurrent_streams(MAX_CONCURRENT_STREAMS);
+    let consensus = request_response::Behaviour::with_codec(
+        ConsensusCodec {
+            max_message_bytes: config.max_message_bytes,
+        },
+        [(CONSENSUS_PROTOCOL, ProtocolSupport::Full)],
+        request_config.clone(),
+    );
+    let sync = request_response::Behaviour::with_codec(
+        SyncCodec {
+            max_response_bytes: config.max_response_bytes,
+        },
+        [(SYNC_PROTOCOL, ProtocolSupport::Full)],
+        request_config,
+    );
+    Ok(Behaviour {
+        allowed,
+        limits,
+        identify,
+        gossipsub: build_gossipsub(keypair, config)?,
+        consensus,
+        sync,
+    })
+}
+
+fn build_gossipsub(
+    keypair: &identity::Keypair,
+    config: &NetworkConfig,
+) -> Result<gossipsub::Behaviour, NetworkError> {
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        // Every message is signed by its author and checked by every receiver.
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        // The id is the payload's hash, so the same transaction published by two members is
+        // one message: delivered once, forwarded once.
+        .message_id_fn(|message: &gossipsub::Message| {
+            gossipsub::MessageId::from(blake3::hash(&message.data).as_bytes().to_vec())
+        })
+        // We check the author against the roster before a message is delivered or forwarded.
+        .validate_messages()
+        .allow_self_origin(false)
+        .max_transmit_size(
+            config
+                .max_message_bytes
+                .saturating_add(GOSSIP_ENVELOPE_BYTES),
+        )
+        .heartbeat_interval(Duration::from_millis(700))
+        .build()
+        .map_err(|e| NetworkError::Build {
+            reason: format!("gossipsub config: {e}"),
+        })?;
+    gossipsub::Behaviour::new(
+        gossipsub::MessageAuthenticity::Signed(keypair.clone()),
+        gossip_config,
+    )
+    .map_err(|e| NetworkError::Build {
+        reason: format!("gossipsub: {e}"),
+    })
+}
