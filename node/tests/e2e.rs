@@ -49,14 +49,24 @@ fn cli(dir: &Path, args: &[&str]) -> String {
 }
 
 fn start_node(dir: &Path) -> NodeProcess {
-    let mut child = Command::new(BIN)
-        .current_dir(dir)
-        .args([
-            "run",
+    start_node_with(
+        dir,
+        &[
             "--genesis",
             "net/genesis.toml",
             "--node-key",
             "net/keys/farm.node.json",
+        ],
+    )
+}
+
+/// Starts `tracechain run` with `args`, on the test's data directory and a free port.
+fn start_node_with(dir: &Path, args: &[&str]) -> NodeProcess {
+    let mut child = Command::new(BIN)
+        .current_dir(dir)
+        .arg("run")
+        .args(args)
+        .args([
             "--data-dir",
             "data",
             "--listen",
@@ -627,7 +637,10 @@ async fn node_end_to_end_over_grpc_and_cli() {
     drop(stream);
     drop(c);
     drop(node);
-    let node = start_node(&dir);
+    // Restart from the config file `tracechain genesis` wrote (flags override its data
+    // directory and port).
+    assert!(dir.join("net/farm.node.toml").exists());
+    let node = start_node_with(&dir, &["--config", "net/farm.node.toml"]);
     let mut c = client(&node.url).await;
     let after = c
         .get_chain_status(pb::GetChainStatusRequest {})

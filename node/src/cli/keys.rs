@@ -148,6 +148,23 @@ pub(super) fn genesis(a: GenesisArgs, json: bool) -> anyhow::Result<()> {
         members: entries,
     })?;
     std::fs::write(&genesis_path, genesis.to_toml())?;
+    // One config per validator: `tracechain run --config <dir>/<id>.node.toml`.
+    for (i, m) in genesis.validator_members().enumerate() {
+        let config = super::run::NodeConfigFile {
+            genesis: Some("genesis.toml".into()),
+            node_key: Some(format!("keys/{}.node.json", m.id).into()),
+            data_dir: Some(format!("data/{}", m.id).into()),
+            listen: Some(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                50051 + i as u16,
+            ))),
+            ..Default::default()
+        };
+        std::fs::write(
+            a.out_dir.join(format!("{}.node.toml", m.id)),
+            toml::to_string_pretty(&config)?,
+        )?;
+    }
     if json {
         println!(
             "{}",

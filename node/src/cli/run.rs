@@ -14,27 +14,70 @@ use crate::{
 
 #[derive(Debug, clap::Args)]
 pub(super) struct RunArgs {
+    /// Node config file (TOML); flags given on the command line override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Genesis file.
     #[arg(long)]
-    genesis: PathBuf,
+    genesis: Option<PathBuf>,
     /// This node's validator key file (from `tracechain genesis`).
     #[arg(long)]
-    node_key: PathBuf,
+    node_key: Option<PathBuf>,
+    /// RocksDB directory [default: ./tracechain-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// gRPC listen address [default: 127.0.0.1:50051].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Longest wait, in ms, between a transaction's arrival and its block [default: 200].
+    #[arg(long)]
+    block_interval_ms: Option<u64>,
+    /// Most transactions per block [default: 10000].
+    #[arg(long)]
+    max_block_txs: Option<usize>,
+    /// Mempool bound, transactions [default: 200000].
+    #[arg(long)]
+    mempool_max_txs: Option<usize>,
+}
+
+/// A node's config file. Relative paths are relative to the file's directory.
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NodeConfigFile {
+    /// Genesis file.
+    pub genesis: Option<PathBuf>,
+    /// Validator key file.
+    pub node_key: Option<PathBuf>,
     /// RocksDB directory.
-    #[arg(long, default_value_os_t = super::default_data_dir())]
-    data_dir: PathBuf,
+    pub data_dir: Option<PathBuf>,
     /// gRPC listen address.
-    #[arg(long, default_value = "127.0.0.1:50051")]
-    listen: SocketAddr,
-    /// Longest wait, in ms, between a transaction's arrival and its block.
-    #[arg(long, default_value_t = 200)]
-    block_interval_ms: u64,
+    pub listen: Option<SocketAddr>,
+    /// Block interval, ms.
+    pub block_interval_ms: Option<u64>,
     /// Most transactions per block.
-    #[arg(long, default_value_t = 10_000)]
-    max_block_txs: usize,
-    /// Mempool bound (transactions).
-    #[arg(long, default_value_t = 200_000)]
-    mempool_max_txs: usize,
+    pub max_block_txs: Option<usize>,
+    /// Mempool bound, transactions.
+    pub mempool_max_txs: Option<usize>,
+}
+
+impl NodeConfigFile {
+    /// Reads a config file, resolving its relative paths against its directory.
+    pub(crate) fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let mut c: Self =
+            toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
+        let base = path.parent().unwrap_or_else(|| std::path::Path::new("."));
+        for p in [&mut c.genesis, &mut c.node_key, &mut c.data_dir]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(c)
+    }
 }
 
 /// Loads a validator node key file.
@@ -107,15 +150,41 @@ pub(crate) async fn start(
 }
 
 pub(super) async fn run(a: RunArgs) -> anyhow::Result<()> {
-    let genesis = Genesis::load(&a.genesis)?;
-    let (member_id, key) = load_node_key(&a.node_key)?;
-    let mut config = NodeConfig::new(a.data_dir.clone(), member_id.clone());
-    config.block_interval = Duration::from_millis(a.block_interval_ms.max(1));
-    config.max_block_txs = a.max_block_txs.max(1);
-    config.mempool_max_txs = a.mempool_max_txs.max(1);
+    let file = match &a.config {
+        Some(path) => NodeConfigFile::load(path)?,
+        None => NodeConfigFile::default(),
+    };
+    let genesis_path = a
+        .genesis
+        .or(file.genesis)
+        .context("give --genesis (or `genesis` in --config)")?;
+    let key_path = a
+        .node_key
+        .or(file.node_key)
+        .context("give --node-key (or `node_key` in --config)")?;
+    let data_dir = a
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(super::default_data_dir);
+    let listen = a
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051)));
+    let genesis = Genesis::load(&genesis_path)?;
+    let (member_id, key) = load_node_key(&key_path)?;
+    let mut config = NodeConfig::new(data_dir.clone(), member_id.clone());
+    if let Some(ms) = a.block_interval_ms.or(file.block_interval_ms) {
+        config.block_interval = Duration::from_millis(ms.max(1));
+    }
+    if let Some(n) = a.max_block_txs.or(file.max_block_txs) {
+        config.max_block_txs = n.max(1);
+    }
+    if let Some(n) = a.mempool_max_txs.or(file.mempool_max_txs) {
+        config.mempool_max_txs = n.max(1);
+    }
     let node = Node::open(config, genesis, key)?;
     let status = node.status().await;
-    let (addr, stop, joined) = start(node, a.listen).await?;
+    let (addr, stop, joined) = start(node, listen).await?;
     // One line on stdout that scripts and tests can wait for.
     println!("tracechain node {member_id} listening on {addr}");
     tracing::info!(
@@ -123,7 +192,7 @@ pub(super) async fn run(a: RunArgs) -> anyhow::Result<()> {
         chain = %status.chain_id,
         height = status.height,
         grpc = %addr,
-        data_dir = %a.data_dir.display(),
+        data_dir = %data_dir.display(),
         "node started"
     );
     shutdown_signal().await;
