@@ -1,0 +1,133 @@
+//! The deterministic simulation, run over many seeds per scenario.
+//!
+//! `TRACECHAIN_SIM_SEEDS` sets the seeds per scenario (default 50, so 600 in all),
+//! `TRACECHAIN_SIM_SEED_BASE` the first seed (default 0). A failing seed prints a
+//! one-line replay command, which runs the `replay` test below with
+//! `TRACECHAIN_SIM_SCENARIO` and `TRACECHAIN_SIM_SEED` (add `TRACECHAIN_SIM_TRACE=1`
+//! for a trace of commits, crashes and restarts).
+
+mod sim;
+
+use std::time::Instant;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn run_scenario(name: &str) {
+    let scenario = sim::scenario(name).expect("known scenario");
+    let seeds = env_u64("TRACECHAIN_SIM_SEEDS", 50);
+    let base = env_u64("TRACECHAIN_SIM_SEED_BASE", 0);
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    let (mut heights, mut max_view) = (0u64, 0u64);
+    for seed in base..base + seeds {
+        match sim::run_seed(&scenario, seed) {
+            Ok(stats) => {
+                heights += stats.height;
+                max_view = max_view.max(stats.max_view);
+            }
+            Err(line) => {
+                eprintln!("{line}");
+                failures.push(seed);
+            }
+        }
+    }
+    eprintln!(
+        "scenario {name}: {seeds} seeds from {base} in {:.1} s, {heights} blocks committed, highest view {max_view}, {} failed",
+        started.elapsed().as_secs_f64(),
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "scenario {name}: failing seeds {failures:?} (replay commands above)"
+    );
+}
+
+#[test]
+fn normal() {
+    run_scenario("normal");
+}
+
+#[test]
+fn lossy() {
+    run_scenario("lossy");
+}
+
+#[test]
+fn partition() {
+    run_scenario("partition");
+}
+
+#[test]
+fn crash_restart() {
+    run_scenario("crash_restart");
+}
+
+#[test]
+fn equivocation() {
+    run_scenario("equivocation");
+}
+
+#[test]
+fn double_votes() {
+    run_scenario("double_votes");
+}
+
+#[test]
+fn hostile_input() {
+    run_scenario("hostile_input");
+}
+
+#[test]
+fn silent() {
+    run_scenario("silent");
+}
+
+#[test]
+fn invalid_proposals() {
+    run_scenario("invalid_proposals");
+}
+
+#[test]
+fn censorship() {
+    run_scenario("censorship");
+}
+
+#[test]
+fn view_change() {
+    run_scenario("view_change");
+}
+
+#[test]
+fn chaos() {
+    run_scenario("chaos");
+}
+
+/// Replays one seed exactly: the command a failing seed prints.
+#[test]
+fn replay() {
+    let Ok(name) = std::env::var("TRACECHAIN_SIM_SCENARIO") else {
+        return;
+    };
+    let seed = env_u64("TRACECHAIN_SIM_SEED", 0);
+    let scenario = sim::scenario(&name).expect("known scenario");
+    match sim::run_seed(&scenario, seed) {
+        Ok(stats) => eprintln!("scenario {name} seed {seed} passed: {stats:?}"),
+        Err(line) => panic!("{line}"),
+    }
+}
+
+/// Same seed, same run: two runs of one seed agree on everything they report.
+#[test]
+fn runs_are_deterministic() {
+    let scenario = sim::scenario("chaos").expect("known scenario");
+    for seed in [3, 17] {
+        let a = sim::Sim::new(scenario.clone(), seed).run();
+        let b = sim::Sim::new(scenario.clone(), seed).run();
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    }
+}
