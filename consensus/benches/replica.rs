@@ -3,7 +3,7 @@
 //! iteration = one block committed by every replica, so the time includes every
 //! replica's signing and signature checks for that block (the whole cluster's CPU).
 //!
-//! Run: `CARGO_TARGET_DIR=/work/target-consensus cargo bench -p tracechain-consensus --bench replica`
+//! Run: `cargo bench -p tracechain-consensus --bench replica`
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
