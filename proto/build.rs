@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/tracechain/v1/chain.proto",
         "proto/tracechain/v1/state.proto",
         "proto/tracechain/v1/api.proto",
+        "proto/tracechain/v1/consensus.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

@@ -13,3 +13,4 @@ pub mod mempool;
 pub mod merkle;
 pub mod node;
 pub mod tx;
+pub mod wire;
