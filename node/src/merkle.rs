@@ -31,16 +31,21 @@ pub fn root(leaves: &[Hash]) -> Hash {
     }
     let mut level: Vec<Hash> = leaves.iter().map(leaf_hash).collect();
     while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|pair| match pair {
-                [l, r] => node_hash(l, r),
-                [odd] => *odd,
-                _ => unreachable!("chunks(2) yields one or two items"),
-            })
-            .collect();
+        level = parent_level(&level);
     }
     level[0]
+}
+
+/// The level above `level`: pairs hashed together, an odd last node promoted.
+fn parent_level(level: &[Hash]) -> Vec<Hash> {
+    level
+        .chunks(2)
+        .map(|pair| match pair {
+            [l, r] => node_hash(l, r),
+            [odd] => *odd,
+            _ => unreachable!("chunks(2) yields one or two items"),
+        })
+        .collect()
 }
 
 /// One step of an inclusion proof: the sibling hash and which side it is on.
@@ -68,14 +73,7 @@ pub fn proof(leaves: &[Hash], index: usize) -> Option<Vec<ProofStep>> {
                 sibling_is_left: sibling < i,
             });
         }
-        level = level
-            .chunks(2)
-            .map(|pair| match pair {
-                [l, r] => node_hash(l, r),
-                [odd] => *odd,
-                _ => unreachable!("chunks(2) yields one or two items"),
-            })
-            .collect();
+        level = parent_level(&level);
         i /= 2;
     }
     Some(steps)
