@@ -113,7 +113,7 @@ pub fn apply_reading(twin: &mut pb::ShipmentTwin, r: &Reading<'_>) {
                 if outside > distance_outside(&policy, e.peak_milli_c) {
                     e.peak_milli_c = t;
                 }
-                twin.excursion_ms_total += e.duration_ms - before;
+                twin.excursion_ms_total += e.duration_ms.saturating_sub(before);
             }
         }
         (true, None) => {
@@ -137,7 +137,7 @@ pub fn apply_reading(twin: &mut pb::ShipmentTwin, r: &Reading<'_>) {
                 e.end_ms = r.observed_at_ms;
                 e.duration_ms = span_ms(e.start_ms, e.end_ms);
                 e.open = false;
-                twin.excursion_ms_total += e.duration_ms - before;
+                twin.excursion_ms_total += e.duration_ms.saturating_sub(before);
             }
             twin.tracks[track_index].open_excursion = None;
         }
