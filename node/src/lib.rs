@@ -6,6 +6,7 @@
 pub mod api;
 pub mod chain;
 pub mod cli;
+pub mod consortium;
 pub mod crypto;
 pub mod genesis;
 pub mod ledger;

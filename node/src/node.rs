@@ -133,22 +133,42 @@ pub struct TxLookup {
     pub block_time_ms: i64,
 }
 
-struct Shared {
-    config: NodeConfig,
-    genesis: Genesis,
-    store: Arc<Store>,
-    chain: Mutex<Chain>,
-    mempool: Mutex<Mempool>,
-    tx_ready: Notify,
-    head: watch::Sender<u64>,
-    node_key: SigningKey,
-    replica: ReplicaId,
+pub(crate) struct Shared {
+    pub(crate) config: NodeConfig,
+    pub(crate) genesis: Genesis,
+    pub(crate) store: Arc<Store>,
+    pub(crate) chain: Mutex<Chain>,
+    pub(crate) mempool: Mutex<Mempool>,
+    pub(crate) tx_ready: Notify,
+    pub(crate) head: watch::Sender<u64>,
+    pub(crate) node_key: SigningKey,
+    pub(crate) replica: ReplicaId,
+    /// Where admitted transactions are announced when the node runs with peers (the
+    /// consortium driver gossips the clients' ones and tells consensus about all).
+    pub(crate) admitted: std::sync::OnceLock<mpsc::Sender<Admitted>>,
+}
+
+/// Where a transaction came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A client of this node's API: gossiped to the peers.
+    Client,
+    /// A peer's gossip: already spread by gossipsub.
+    Peer,
+}
+
+/// A transaction that entered the mempool.
+#[derive(Debug, Clone)]
+pub(crate) struct Admitted {
+    pub(crate) id: TxId,
+    pub(crate) signed: pb::SignedTx,
+    pub(crate) origin: Origin,
 }
 
 /// A handle to the running node; cheap to clone.
 #[derive(Clone)]
 pub struct Node {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 fn now_ms() -> i64 {
@@ -187,13 +207,6 @@ impl Node {
         let replica = member.replica.ok_or_else(|| {
             StartError::Config(format!("{} is not a validator", config.member_id))
         })?;
-        if genesis.validators().n() != 1 {
-            return Err(StartError::Config(format!(
-                "this genesis has {} validators; running a multi-validator consortium needs \
-                 the PBFT network layer, which this build does not have yet",
-                genesis.validators().n()
-            )));
-        }
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             StartError::Config(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
@@ -212,6 +225,7 @@ impl Node {
                 head,
                 node_key,
                 replica,
+                admitted: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -228,8 +242,17 @@ impl Node {
 
     // ---- admission -------------------------------------------------------------
 
-    /// Checks and admits transactions; one outcome per input, in order.
+    /// Checks and admits transactions from a client; one outcome per input, in order.
     pub async fn submit(&self, txs: Vec<pb::SignedTx>) -> Vec<Result<TxId, AdmissionError>> {
+        self.submit_from(Origin::Client, txs).await
+    }
+
+    /// Checks and admits transactions; one outcome per input, in order.
+    pub async fn submit_from(
+        &self,
+        origin: Origin,
+        txs: Vec<pb::SignedTx>,
+    ) -> Vec<Result<TxId, AdmissionError>> {
         let shared = self.shared.clone();
         let n = txs.len();
         let checked = blocking(move || {
@@ -264,11 +287,19 @@ impl Node {
             }
         };
         let mut results = Vec::with_capacity(checked.len());
+        let mut admitted = Vec::new();
         {
             let mut pool = lock(&self.shared.mempool);
             for c in checked {
                 results.push(c.and_then(|c| {
                     let id = c.id;
+                    if self.shared.admitted.get().is_some() {
+                        admitted.push(Admitted {
+                            id,
+                            signed: c.signed.clone(),
+                            origin,
+                        });
+                    }
                     pool.insert(Arc::new(c)).map(|()| id).map_err(|e| match e {
                         MempoolError::Duplicate { id } => AdmissionError::Duplicate {
                             id,
@@ -281,6 +312,19 @@ impl Node {
         }
         if results.iter().any(Result::is_ok) {
             self.shared.tx_ready.notify_one();
+        }
+        if let Some(announce) = self.shared.admitted.get() {
+            let accepted: std::collections::BTreeSet<TxId> = results
+                .iter()
+                .filter_map(|r| r.as_ref().ok().copied())
+                .collect();
+            for a in admitted.into_iter().filter(|a| accepted.contains(&a.id)) {
+                // Bounded: if the driver is behind, gossip of this one is skipped; the
+                // transaction is still in the mempool and will be proposed.
+                if announce.try_send(a).is_err() {
+                    tracing::warn!("consortium driver is behind; a transaction was not announced");
+                }
+            }
         }
         results
     }
@@ -308,6 +352,12 @@ impl Node {
     /// Cuts blocks from the mempool until `shutdown` turns true: a block when
     /// `max_block_txs` are pending, or `block_interval` after the first one arrived.
     pub async fn run_producer(self, mut shutdown: watch::Receiver<bool>) {
+        if self.shared.genesis.validators().n() != 1 {
+            tracing::error!(
+                "the solo block producer runs only when this node is the sole validator"
+            );
+            return;
+        }
         let interval = self.shared.config.block_interval;
         loop {
             if lock(&self.shared.mempool).is_empty() {

@@ -132,7 +132,17 @@ pub(crate) async fn start(
         .with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    let producer = tokio::spawn(node.clone().run_producer(stopped.clone()));
+    // The sole validator orders blocks itself; with peers, PBFT over the network does.
+    let producer = if node.genesis().validators().n() == 1 {
+        tokio::spawn(node.clone().run_producer(stopped.clone()))
+    } else {
+        let (node, stopped) = (node.clone(), stopped.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::consortium::run(node, stopped).await {
+                tracing::error!(error = %e, "consortium driver stopped");
+            }
+        })
+    };
     let mut api_stop = stopped;
     let server = tokio::spawn(async move {
         let shutdown = async move {

@@ -1,0 +1,687 @@
+//! The consortium driver: runs a node as one validator among several, by carrying out
+//! what the PBFT state machine ([`tracechain_consensus::Replica`]) asks, over the p2p
+//! network ([`tracechain_p2p`]) and the node's chain, mempool and store.
+//!
+//! One task owns the replica. It turns network events, timers, validation results,
+//! fetched blocks and admitted transactions into [`Input`]s, and carries out the
+//! [`Output`]s in order: a `Persist` is written (synced) before any send that follows
+//! it. Ledger work (executing a proposal, committing) runs on blocking threads; a
+//! proposal that was checked is kept, so a committed block is never executed twice.
+//!
+//! Wire formats: consensus messages and persisted state through [`crate::wire`]; block
+//! sync answers are `BlockRange`; transactions are gossiped as encoded `SignedTx`.
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use prost::Message as _;
+use tokio::{
+    sync::{mpsc, watch},
+    time::Instant,
+};
+use tracechain_consensus::{
+    BlockHash, ChainHead, Config, FetchedBlock, Input, Output, Replica, ReplicaId, TimerId,
+};
+use tracechain_p2p::{Multiaddr, NetworkConfig, NetworkEvent, NetworkHandle, PeerId, PeerSpec};
+use tracechain_proto::v1 as pb;
+
+use crate::{
+    chain::{self, Chain, ChainError, ExecutedBlock},
+    node::{Admitted, Node, Origin},
+    tx::TxId,
+    wire,
+};
+
+/// Key of the persisted consensus state in the store's consensus column family.
+const STATE_KEY: &[u8] = b"replica-state";
+/// Most blocks served in one block-sync answer.
+const MAX_SYNC_BLOCKS: u64 = 64;
+/// Most bytes served in one block-sync answer (the p2p response limit is 16 MiB).
+const MAX_SYNC_BYTES: usize = 12 * 1024 * 1024;
+/// Checked proposals kept for their commit.
+const MAX_CHECKED: usize = 16;
+
+/// Why the consortium driver cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsortiumError {
+    /// Configuration does not fit the genesis.
+    #[error("{0}")]
+    Config(String),
+    /// The network failed to start.
+    #[error(transparent)]
+    Network(#[from] tracechain_p2p::NetworkError),
+    /// The consensus state could not be restored.
+    #[error("consensus: {0}")]
+    Consensus(String),
+    /// The store failed.
+    #[error(transparent)]
+    Storage(#[from] tracechain_storage::StorageError),
+}
+
+/// `host:port` → `/ip4/host/tcp/port` (or `/dns/...` for names).
+pub fn multiaddr(address: &str) -> Result<Multiaddr, ConsortiumError> {
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| ConsortiumError::Config(format!("address {address:?} is not host:port")))?;
+    let proto = if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        "ip4"
+    } else {
+        "dns"
+    };
+    format!("/{proto}/{host}/tcp/{port}")
+        .parse()
+        .map_err(|e| ConsortiumError::Config(format!("address {address:?}: {e}")))
+}
+
+fn block_hash_of(bytes: &[u8]) -> Option<BlockHash> {
+    pb::Block::decode(bytes)
+        .ok()
+        .map(|b| *blake3::hash(&b.header).as_bytes())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// One per timer variant: a new timer of a variant replaces the pending one.
+fn timer_slot(t: &TimerId) -> u8 {
+    match t {
+        TimerId::Progress { .. } => 0,
+        TimerId::ViewChange { .. } => 1,
+        TimerId::Retransmit => 2,
+        TimerId::Censorship => 3,
+        TimerId::Fetch => 4,
+    }
+}
+
+/// What blocking work reports back to the driver.
+enum Done {
+    Validated {
+        height: u64,
+        view: u64,
+        block_hash: BlockHash,
+        executed: Option<ExecutedBlock>,
+    },
+    Proposed {
+        height: u64,
+        view: u64,
+        executed: ExecutedBlock,
+    },
+    Committed {
+        height: u64,
+        tx_ids: Vec<TxId>,
+    },
+    /// A decided block could not be written.
+    CommitFailed(String),
+    Fetched(Vec<FetchedBlock>),
+    Failed(String),
+}
+
+struct Driver {
+    node: Node,
+    replica: Replica,
+    net: NetworkHandle,
+    peers: Vec<Option<PeerId>>,
+    by_peer: HashMap<PeerId, ReplicaId>,
+    timers: BTreeMap<u8, (Instant, TimerId)>,
+    /// (height, view) the primary owes a proposal for.
+    owed_proposal: Option<(u64, u64)>,
+    owed_since: Instant,
+    checked: VecDeque<ExecutedBlock>,
+    done_tx: mpsc::Sender<Done>,
+    /// Commits are carried out one at a time, in order.
+    committing: VecDeque<(Vec<u8>, tracechain_consensus::CommitCertificate)>,
+    commit_busy: bool,
+}
+
+/// Starts the network and runs the replica until `shutdown` turns true.
+pub async fn run(node: Node, mut shutdown: watch::Receiver<bool>) -> Result<(), ConsortiumError> {
+    let shared = node.shared.clone();
+    let genesis = shared.genesis.clone();
+    let me = genesis
+        .member(&shared.config.member_id)
+        .ok_or_else(|| ConsortiumError::Config("this node is not a member".into()))?;
+    let listen = multiaddr(&me.address)?;
+    let peers: Vec<PeerSpec> = genesis
+        .validator_members()
+        .filter(|m| m.id != me.id)
+        .map(|m| {
+            Ok(PeerSpec {
+                name: m.id.clone(),
+                public_key: m.node_key.to_bytes(),
+                addr: Some(multiaddr(&m.address)?),
+            })
+        })
+        .collect::<Result<_, ConsortiumError>>()?;
+    let topic = format!("tracechain/{}/txs", genesis.chain_id());
+    let net_config = NetworkConfig::new(shared.node_key.to_bytes(), listen, peers, vec![], topic);
+    let (net, mut events) = tracechain_p2p::spawn(net_config)?;
+
+    let mut peer_ids = Vec::new();
+    let mut by_peer = HashMap::new();
+    for m in genesis.validator_members() {
+        let id = tracechain_p2p::peer_id_from_public_key(&m.node_key.to_bytes())?;
+        if let Some(r) = m.replica {
+            by_peer.insert(id, r);
+        }
+        peer_ids.push(Some(id));
+    }
+
+    // Resume from the chain head and the persisted replica state.
+    let head = {
+        let chain = shared.chain.lock().unwrap_or_else(|p| p.into_inner());
+        head_of(&chain).map_err(|e| ConsortiumError::Consensus(e.to_string()))?
+    };
+    let config = Config::new(
+        genesis.validators(),
+        shared.replica,
+        shared.node_key.clone(),
+        block_hash_of,
+    );
+    let replica = match shared.store.get_consensus(STATE_KEY)? {
+        Some(bytes) => {
+            let state = wire::decode_state(&bytes)
+                .map_err(|e| ConsortiumError::Consensus(format!("persisted state: {e}")))?;
+            Replica::restore(config, state, head)
+        }
+        None => Replica::new(config, head, 0),
+    }
+    .map_err(|e| ConsortiumError::Consensus(e.to_string()))?;
+
+    let (admitted_tx, mut admitted_rx) = mpsc::channel::<Admitted>(4_096);
+    if shared.admitted.set(admitted_tx).is_err() {
+        return Err(ConsortiumError::Config(
+            "the consortium driver is already running".into(),
+        ));
+    }
+    let (done_tx, mut done_rx) = mpsc::channel(64);
+    let mut d = Driver {
+        node,
+        replica,
+        net: net.clone(),
+        peers: peer_ids,
+        by_peer,
+        timers: BTreeMap::new(),
+        owed_proposal: None,
+        owed_since: Instant::now(),
+        checked: VecDeque::new(),
+        done_tx,
+        committing: VecDeque::new(),
+        commit_busy: false,
+    };
+    tracing::info!(member = %shared.config.member_id, replica = %shared.replica, "consortium driver started");
+    d.feed(Input::Start).await;
+    // The primary proposes a block-interval after it was asked when transactions
+    // wait, or an empty block after an idle second (well inside the view timeout, so
+    // an idle chain keeps its view).
+    let gather = shared.config.block_interval;
+    let idle = Duration::from_millis(1_000);
+    loop {
+        let next_timer = d.timers.values().map(|(at, _)| *at).min();
+        let waiting = d
+            .node
+            .shared
+            .mempool
+            .lock()
+            .map(|m| !m.is_empty())
+            .unwrap_or(false);
+        let proposal_due = d
+            .owed_proposal
+            .map(|_| d.owed_since + if waiting { gather } else { idle });
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            Some(ev) = events.recv() => d.handle_network(ev).await,
+            Some(done) = done_rx.recv() => d.handle_done(done).await,
+            Some(a) = admitted_rx.recv() => d.handle_admitted(a).await,
+            _ = sleep_until(next_timer) => d.fire_timers().await,
+            _ = sleep_until(proposal_due) => d.propose(),
+        }
+    }
+    net.shutdown().await;
+    Ok(())
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn head_of(chain: &Chain) -> Result<ChainHead, ChainError> {
+    let height = chain.head().height;
+    if height == 0 {
+        return Ok(ChainHead::genesis());
+    }
+    let block = chain.block(height)?.ok_or(ChainError::Corrupt {
+        what: "head block",
+        reason: "missing".into(),
+    })?;
+    let cert = block
+        .certificate
+        .as_ref()
+        .ok_or(ChainError::Corrupt {
+            what: "head certificate",
+            reason: "missing".into(),
+        })
+        .and_then(|c| {
+            chain::certificate_from_proto(c, chain.genesis()).map_err(|reason| {
+                ChainError::Corrupt {
+                    what: "head certificate",
+                    reason,
+                }
+            })
+        })?;
+    Ok(ChainHead {
+        height,
+        certificate: Some(cert),
+    })
+}
+
+impl Driver {
+    /// Feeds one input and carries out the outputs, in order; inputs produced while
+    /// carrying them out are fed after.
+    async fn feed(&mut self, input: Input) {
+        let mut inputs = VecDeque::from([input]);
+        while let Some(input) = inputs.pop_front() {
+            for output in self.replica.handle(input) {
+                self.carry_out(output).await;
+            }
+        }
+    }
+
+    async fn carry_out(&mut self, output: Output) {
+        match output {
+            Output::Persist(state) => self.persist(&state).await,
+            Output::Send { to, message } => self.send(to, &message).await,
+            Output::Broadcast(message) => {
+                let _ = self.net.broadcast(wire::encode_message(&message)).await;
+            }
+            Output::Commit { block, certificate } => {
+                self.committing.push_back((block, certificate));
+                self.next_commit();
+            }
+            Output::RequestValidation {
+                height,
+                view,
+                block_hash,
+                block,
+            } => self.validate(height, view, block_hash, block),
+            Output::NeedProposal { height, view } => {
+                self.owed_proposal = Some((height, view));
+                self.owed_since = Instant::now();
+            }
+            Output::FetchBlocks { from, to, peer } => self.fetch(from, to, peer),
+            Output::SetTimer { timer, after_ms } => {
+                let at = Instant::now() + Duration::from_millis(after_ms);
+                self.timers.insert(timer_slot(&timer), (at, timer));
+            }
+        }
+    }
+
+    /// Writes the replica's state, synced, before anything that depends on it is sent.
+    async fn persist(&self, state: &tracechain_consensus::PersistentState) {
+        let store = self.node.shared.store.clone();
+        let bytes = wire::encode_state(state);
+        let written =
+            tokio::task::spawn_blocking(move || store.put_consensus(STATE_KEY, &bytes)).await;
+        if !matches!(written, Ok(Ok(()))) {
+            // Sending without a durable record could make a restarted replica sign twice.
+            tracing::error!("cannot persist consensus state; stopping the process");
+            std::process::exit(70);
+        }
+    }
+
+    async fn send(&self, to: ReplicaId, message: &tracechain_consensus::Message) {
+        let Some(Some(peer)) = self.peers.get(to.0 as usize) else {
+            return;
+        };
+        if let Err(e) = self.net.send(*peer, wire::encode_message(message)).await {
+            tracing::debug!(%to, error = %e, "consensus send failed; retransmission covers it");
+        }
+    }
+
+    async fn handle_network(&mut self, ev: NetworkEvent) {
+        match ev {
+            NetworkEvent::Consensus { from, bytes } => {
+                let Some(&sender) = self.by_peer.get(&from) else {
+                    return;
+                };
+                match wire::decode_message(&bytes) {
+                    // The transport's sender must be the message's signer.
+                    Ok(m) if m.from() == sender => self.feed(Input::Message(m)).await,
+                    Ok(m) => {
+                        tracing::warn!(%from, claimed = %m.from(), "consensus message with a forged sender")
+                    }
+                    Err(e) => tracing::warn!(%from, error = %e, "malformed consensus message"),
+                }
+            }
+            NetworkEvent::Tx { from, bytes } => match pb::SignedTx::decode(bytes.as_slice()) {
+                Ok(tx) => {
+                    let node = self.node.clone();
+                    tokio::spawn(async move {
+                        node.submit_from(Origin::Peer, vec![tx]).await;
+                    });
+                }
+                Err(e) => tracing::warn!(%from, error = %e, "malformed gossiped transaction"),
+            },
+            NetworkEvent::BlockRequest {
+                from_height,
+                to_height,
+                reply,
+                ..
+            } => {
+                let store = self.node.shared.store.clone();
+                tokio::task::spawn_blocking(move || {
+                    let _ = reply.send(serve_blocks(&store, from_height, to_height));
+                });
+            }
+            NetworkEvent::PeerConnected { .. } | NetworkEvent::PeerDisconnected { .. } => {}
+        }
+    }
+
+    async fn handle_admitted(&mut self, a: Admitted) {
+        if a.origin == Origin::Client {
+            let _ = self.net.publish_tx(a.signed.encode_to_vec()).await;
+        }
+        self.feed(Input::TxSeen(a.id.0)).await;
+        if self.owed_proposal.is_some() {
+            let full = self
+                .node
+                .shared
+                .mempool
+                .lock()
+                .map(|m| m.len() >= self.node.shared.config.max_block_txs)
+                .unwrap_or(false);
+            if full {
+                self.propose();
+            }
+        }
+    }
+
+    async fn fire_timers(&mut self) {
+        let now = Instant::now();
+        let due: Vec<u8> = self
+            .timers
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in due {
+            if let Some((_, timer)) = self.timers.remove(&k) {
+                self.feed(Input::TimerFired(timer)).await;
+            }
+        }
+    }
+
+    /// Builds the owed proposal from the mempool (empty if nothing waits: a heartbeat
+    /// that keeps the view's progress timer satisfied).
+    fn propose(&mut self) {
+        let Some((height, view)) = self.owed_proposal.take() else {
+            return;
+        };
+        let shared = self.node.shared.clone();
+        let done = self.done_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let batch = shared
+                .mempool
+                .lock()
+                .map(|m| m.batch(shared.config.max_block_txs, shared.config.max_block_bytes))
+                .unwrap_or_default();
+            let chain = shared.chain.lock().unwrap_or_else(|p| p.into_inner());
+            let msg = if chain.head().height + 1 != height {
+                Done::Failed(format!(
+                    "proposal for {height} but the head is {}",
+                    chain.head().height
+                ))
+            } else {
+                match chain.build_block(&batch, now_ms(), view, &shared.config.member_id) {
+                    Ok(executed) => Done::Proposed {
+                        height,
+                        view,
+                        executed,
+                    },
+                    Err(e) => Done::Failed(format!("building block {height}: {e}")),
+                }
+            };
+            let _ = done.blocking_send(msg);
+        });
+    }
+
+    fn validate(&mut self, height: u64, view: u64, block_hash: BlockHash, block: Vec<u8>) {
+        if let Some(e) = self.checked.iter().find(|e| e.hash == block_hash) {
+            // Our own proposal, or a block checked before.
+            let executed = ExecutedBlock {
+                header: e.header.clone(),
+                block: e.block.clone(),
+                hash: e.hash,
+                tx_ids: e.tx_ids.clone(),
+                execution: crate::ledger::BlockExecution {
+                    results: e.execution.results.clone(),
+                    writes: e.execution.writes.clone(),
+                    index_writes: e.execution.index_writes.clone(),
+                },
+            };
+            let _ = self.done_tx.try_send(Done::Validated {
+                height,
+                view,
+                block_hash,
+                executed: Some(executed),
+            });
+            return;
+        }
+        let shared = self.node.shared.clone();
+        let done = self.done_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let executed = check_block(&shared, &block);
+            let _ = done.blocking_send(Done::Validated {
+                height,
+                view,
+                block_hash,
+                executed,
+            });
+        });
+    }
+
+    fn fetch(&self, from: u64, to: u64, peer: ReplicaId) {
+        let Some(Some(peer_id)) = self.peers.get(peer.0 as usize).copied() else {
+            return;
+        };
+        let net = self.net.clone();
+        let done = self.done_tx.clone();
+        let genesis = self.node.shared.genesis.clone();
+        tokio::spawn(async move {
+            let msg = match net.request_blocks(peer_id, from, to).await {
+                Ok(bytes) => match pb::BlockRange::decode(bytes.as_slice()) {
+                    Ok(range) => Done::Fetched(
+                        range
+                            .blocks
+                            .iter()
+                            .filter_map(|b| {
+                                let block = b.block.as_ref()?.encode_to_vec();
+                                let certificate = chain::certificate_from_proto(
+                                    b.certificate.as_ref()?,
+                                    &genesis,
+                                )
+                                .ok()?;
+                                Some(FetchedBlock {
+                                    block_hash: block_hash_of(&block)?,
+                                    block,
+                                    certificate,
+                                })
+                            })
+                            .collect(),
+                    ),
+                    Err(e) => Done::Failed(format!("block range from {peer}: {e}")),
+                },
+                Err(e) => Done::Failed(format!("fetching blocks {from}..={to} from {peer}: {e}")),
+            };
+            let _ = done.send(msg).await;
+        });
+    }
+
+    fn next_commit(&mut self) {
+        if self.commit_busy {
+            return;
+        }
+        let Some((block, certificate)) = self.committing.pop_front() else {
+            return;
+        };
+        self.commit_busy = true;
+        let checked = self
+            .checked
+            .iter()
+            .position(|e| e.hash == certificate.block_hash)
+            .and_then(|i| self.checked.remove(i));
+        let shared = self.node.shared.clone();
+        let done = self.done_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let msg = match commit_block(&shared, checked, &block, &certificate) {
+                Ok(tx_ids) => Done::Committed {
+                    height: certificate.height,
+                    tx_ids,
+                },
+                Err(e) => Done::CommitFailed(format!("block {}: {e}", certificate.height)),
+            };
+            let _ = done.blocking_send(msg);
+        });
+    }
+
+    async fn handle_done(&mut self, done: Done) {
+        match done {
+            Done::Validated {
+                height,
+                view,
+                block_hash,
+                executed,
+            } => {
+                let valid = executed.is_some();
+                if let Some(e) = executed {
+                    self.keep_checked(e);
+                }
+                self.feed(Input::ValidationResult {
+                    height,
+                    view,
+                    block_hash,
+                    valid,
+                })
+                .await;
+            }
+            Done::Proposed {
+                height,
+                view,
+                executed,
+            } => {
+                let block = executed.block.encode_to_vec();
+                let block_hash = executed.hash;
+                self.keep_checked(executed);
+                self.feed(Input::Propose {
+                    height,
+                    view,
+                    block,
+                    block_hash,
+                })
+                .await;
+            }
+            Done::Committed { height, tx_ids } => {
+                self.commit_busy = false;
+                self.checked.retain(|e| e.header.height > height);
+                tracing::info!(height, txs = tx_ids.len(), "committed block");
+                self.node.shared.head.send_replace(height);
+                self.feed(Input::TxsCommitted(tx_ids.iter().map(|t| t.0).collect()))
+                    .await;
+                self.next_commit();
+            }
+            Done::Fetched(blocks) => self.feed(Input::FetchedBlocks(blocks)).await,
+            Done::Failed(e) => tracing::warn!(error = %e, "consortium work failed"),
+            Done::CommitFailed(e) => {
+                // A block consensus decided could not be written: stop rather than
+                // diverge; a restart resumes from the store and catches up.
+                tracing::error!(error = %e, "cannot commit a decided block; stopping the process");
+                std::process::exit(70);
+            }
+        }
+    }
+
+    fn keep_checked(&mut self, e: ExecutedBlock) {
+        if self.checked.iter().any(|c| c.hash == e.hash) {
+            return;
+        }
+        if self.checked.len() >= MAX_CHECKED {
+            self.checked.pop_front();
+        }
+        self.checked.push_back(e);
+    }
+}
+
+/// Re-executes a proposed block against the head; `None` if it is invalid (or the
+/// ledger cannot tell, which must not produce a vote either).
+fn check_block(shared: &crate::node::Shared, block: &[u8]) -> Option<ExecutedBlock> {
+    let block = pb::Block::decode(block).ok()?;
+    let skew = i64::try_from(shared.genesis.file.max_clock_skew_ms).unwrap_or(i64::MAX);
+    let chain = shared.chain.lock().unwrap_or_else(|p| p.into_inner());
+    let known = |id: &TxId| shared.mempool.lock().ok().and_then(|m| m.get(id));
+    match chain.check_proposal(&block, &known, now_ms().saturating_add(skew)) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            tracing::warn!(error = %e, "refusing a proposal");
+            None
+        }
+    }
+}
+
+/// Commits a decided block: the checked execution when we have it, else (a block
+/// fetched while catching up) executes it first. Returns its transaction ids.
+fn commit_block(
+    shared: &crate::node::Shared,
+    checked: Option<ExecutedBlock>,
+    block: &[u8],
+    certificate: &tracechain_consensus::CommitCertificate,
+) -> Result<Vec<TxId>, String> {
+    let mut chain = shared.chain.lock().unwrap_or_else(|p| p.into_inner());
+    if chain.head().height >= certificate.height {
+        return Ok(Vec::new());
+    }
+    let executed = match checked.filter(|e| e.header.height == chain.head().height + 1) {
+        Some(e) => e,
+        None => {
+            let block = pb::Block::decode(block).map_err(|e| e.to_string())?;
+            let known = |id: &TxId| shared.mempool.lock().ok().and_then(|m| m.get(id));
+            chain
+                .check_proposal(&block, &known, i64::MAX)
+                .map_err(|e| e.to_string())?
+        }
+    };
+    let tx_ids = executed.tx_ids.clone();
+    chain
+        .commit(executed, certificate)
+        .map_err(|e| e.to_string())?;
+    drop(chain);
+    if let Ok(mut m) = shared.mempool.lock() {
+        m.remove(tx_ids.iter());
+    }
+    Ok(tx_ids)
+}
+
+/// A block-sync answer: committed blocks `from..=to`, bounded in count and bytes.
+fn serve_blocks(store: &tracechain_storage::Store, from: u64, to: u64) -> Vec<u8> {
+    let mut range = pb::BlockRange::default();
+    let mut bytes = 0usize;
+    let last = to.min(from.saturating_add(MAX_SYNC_BLOCKS - 1));
+    for h in from..=last {
+        let Ok(Some(raw)) = store.block(h) else { break };
+        bytes += raw.len();
+        if bytes > MAX_SYNC_BYTES && !range.blocks.is_empty() {
+            break;
+        }
+        match pb::CommittedBlock::decode(raw.as_slice()) {
+            Ok(b) => range.blocks.push(b),
+            Err(_) => break,
+        }
+    }
+    range.encode_to_vec()
+}

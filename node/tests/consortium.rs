@@ -1,0 +1,248 @@
+//! Four validators in one process, each with its own RocksDB directory and its own
+//! libp2p swarm on loopback, running PBFT: transactions submitted to any member are
+//! committed by all, in the same blocks, with the same state; with one member
+//! stopped, the other three go on.
+
+use std::{net::TcpListener, time::Duration};
+
+use tokio::sync::watch;
+use tracechain_node::{
+    consortium,
+    crypto::{Scheme, SecretKey},
+    genesis::{Genesis, GenesisFile, MemberEntry, Role},
+    node::{Node, NodeConfig},
+    tx,
+};
+use tracechain_proto::v1::{self as pb, tx_body::Action};
+
+const CHAIN: &str = "consortium-test";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+struct Member {
+    id: String,
+    admin: SecretKey,
+    node: Node,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn consortium(n: usize) -> Vec<Member> {
+    let ids: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
+    let node_keys: Vec<ed25519_dalek::SigningKey> = (0..n)
+        .map(|i| ed25519_dalek::SigningKey::from_bytes(&[i as u8 + 1; 32]))
+        .collect();
+    let admins: Vec<SecretKey> = (0..n)
+        .map(|i| SecretKey::from_bytes(Scheme::Ed25519, &[i as u8 + 100; 32]).expect("seed"))
+        .collect();
+    let genesis = Genesis::from_file(GenesisFile {
+        chain_id: CHAIN.into(),
+        genesis_time_ms: 1_700_000_000_000,
+        max_clock_skew_ms: 300_000,
+        members: (0..n)
+            .map(|i| MemberEntry {
+                id: ids[i].clone(),
+                name: ids[i].clone(),
+                role: Role::Producer,
+                node_key: hex::encode(node_keys[i].verifying_key().as_bytes()),
+                admin_key: hex::encode(admins[i].public_key()),
+                address: format!("127.0.0.1:{}", free_port()),
+                validator: true,
+            })
+            .collect(),
+    })
+    .expect("genesis");
+    let mut members = Vec::new();
+    for (i, admin) in admins.into_iter().enumerate() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut config = NodeConfig::new(dir.path().join("db"), ids[i].clone());
+        config.block_interval = Duration::from_millis(50);
+        let node = Node::open(config, genesis.clone(), node_keys[i].clone()).expect("open");
+        let (stop, stopped) = watch::channel(false);
+        let driver = node.clone();
+        let task = tokio::spawn(async move {
+            consortium::run(driver, stopped).await.expect("driver runs");
+        });
+        members.push(Member {
+            id: ids[i].clone(),
+            admin,
+            node,
+            stop,
+            task,
+            _dir: dir,
+        });
+    }
+    members
+}
+
+fn register(m: &Member, seq: u64) -> pb::SignedTx {
+    let device = SecretKey::from_bytes(Scheme::Ed25519, &[seq as u8 + 50; 32]).expect("seed");
+    tx::sign_body(
+        &pb::TxBody {
+            chain_id: CHAIN.into(),
+            signer: Some(pb::Signer {
+                kind: pb::SignerKind::Member as i32,
+                id: m.id.clone(),
+                scheme: pb::SignatureScheme::Ed25519 as i32,
+                public_key: m.admin.public_key(),
+            }),
+            sequence: seq,
+            time_ms: 1_700_000_000_000,
+            action: Some(Action::RegisterDevice(pb::RegisterDevice {
+                device_id: format!("{}-dev-{seq}", m.id),
+                scheme: pb::SignatureScheme::Ed25519 as i32,
+                public_key: device.public_key(),
+                device_type: String::new(),
+            })),
+        },
+        &m.admin,
+    )
+}
+
+/// Waits until every listed member has committed `id`; returns their heads.
+async fn wait_all(members: &[&Member], id: tx::TxId) {
+    for m in members {
+        let found = m.node.wait_for_commit(id, Duration::from_secs(30)).await;
+        let found = found.unwrap_or_else(|| panic!("{} did not commit {id}", m.id));
+        assert_eq!(
+            found.result.map(|r| r.code),
+            Some(pb::ResultCode::Ok as i32),
+            "{}",
+            m.id
+        );
+    }
+}
+
+async fn same_chain(members: &[&Member]) {
+    // Heads may differ by a block in flight; compare at the lowest common height.
+    let statuses = futures::future::join_all(members.iter().map(|m| m.node.status())).await;
+    let low = statuses.iter().map(|s| s.height).min().expect("members");
+    assert!(low > 0);
+    let mut hashes = Vec::new();
+    for m in members {
+        let b = m
+            .node
+            .block(low)
+            .await
+            .expect("read")
+            .expect("block at common height");
+        hashes.push(
+            blake3::hash(&b.block.expect("block").header)
+                .to_hex()
+                .to_string(),
+        );
+    }
+    assert!(
+        hashes.windows(2).all(|w| w[0] == w[1]),
+        "block {low} differs: {hashes:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_validators_agree_and_three_go_on() {
+    let members = consortium(4).await;
+
+    // A transaction submitted to member 2 is gossiped, proposed and committed by all.
+    let first = register(&members[2], 1);
+    let id = members[2]
+        .node
+        .submit(vec![first])
+        .await
+        .remove(0)
+        .expect("admitted");
+    let all: Vec<&Member> = members.iter().collect();
+    wait_all(&all, id).await;
+    same_chain(&all).await;
+    let block = {
+        let lookup = members[0].node.get_tx(id).await.expect("lookup");
+        members[0]
+            .node
+            .block(lookup.height)
+            .await
+            .expect("read")
+            .expect("block")
+    };
+    let cert = block.certificate.expect("certificate");
+    assert!(
+        cert.signatures.len() >= 3,
+        "2f+1 = 3 signatures, got {}",
+        cert.signatures.len()
+    );
+
+    // Stop member 3 (a follower, or the primary of a later view): the others go on.
+    let stopped = &members[3];
+    let _ = stopped.stop.send(true);
+    let ids = futures::future::join_all(
+        (0..3).map(|i| members[i].node.submit(vec![register(&members[i], 10)])),
+    )
+    .await;
+    let live: Vec<&Member> = members[..3].iter().collect();
+    for outcome in ids {
+        let id = outcome
+            .into_iter()
+            .next()
+            .expect("outcome")
+            .expect("admitted");
+        wait_all(&live, id).await;
+    }
+    same_chain(&live).await;
+
+    for m in &members {
+        let _ = m.stop.send(true);
+    }
+    for m in members {
+        let _ = tokio::time::timeout(Duration::from_secs(5), m.task).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn primary_stops_view_changes_and_commits_resume() {
+    let members = consortium(4).await;
+    let all: Vec<&Member> = members.iter().collect();
+    let first = members[1]
+        .node
+        .submit(vec![register(&members[1], 1)])
+        .await
+        .remove(0)
+        .expect("admitted");
+    wait_all(&all, first).await;
+
+    // Replica 0 is the primary of view 0: stop it. The others must change view.
+    let _ = members[0].stop.send(true);
+    let started = std::time::Instant::now();
+    let live: Vec<&Member> = members[1..].iter().collect();
+    let id = members[2]
+        .node
+        .submit(vec![register(&members[2], 2)])
+        .await
+        .remove(0)
+        .expect("admitted");
+    wait_all(&live, id).await;
+    let elapsed = started.elapsed();
+    eprintln!("commit resumed {elapsed:?} after the primary stopped");
+    same_chain(&live).await;
+    let lookup = members[1].node.get_tx(id).await.expect("lookup");
+    let block = members[1]
+        .node
+        .block(lookup.height)
+        .await
+        .expect("read")
+        .expect("block");
+    let cert = block.certificate.expect("certificate");
+    assert!(
+        cert.view > 0,
+        "the block after the primary stopped was committed in a later view"
+    );
+    for m in &members {
+        let _ = m.stop.send(true);
+    }
+    for m in members {
+        let _ = tokio::time::timeout(Duration::from_secs(5), m.task).await;
+    }
+}
