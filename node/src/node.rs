@@ -146,6 +146,8 @@ pub(crate) struct Shared {
     /// Where admitted transactions are announced when the node runs with peers (the
     /// consortium driver gossips the clients' ones and tells consensus about all).
     pub(crate) admitted: std::sync::OnceLock<mpsc::Sender<Admitted>>,
+    /// Turns true when the node shuts down: long-lived streams and waits end.
+    pub(crate) closing: watch::Sender<bool>,
 }
 
 /// Where a transaction came from.
@@ -226,6 +228,7 @@ impl Node {
                 node_key,
                 replica,
                 admitted: std::sync::OnceLock::new(),
+                closing: watch::channel(false).0,
             }),
         })
     }
@@ -233,6 +236,12 @@ impl Node {
     /// The genesis.
     pub fn genesis(&self) -> &Genesis {
         &self.shared.genesis
+    }
+
+    /// Ends subscriptions and commit waits, so that a graceful shutdown of the API does
+    /// not wait for streams that never end by themselves.
+    pub fn close(&self) {
+        self.shared.closing.send_replace(true);
     }
 
     /// Watches the committed height.
@@ -332,6 +341,7 @@ impl Node {
     /// Waits until `id` is committed or `timeout` passes.
     pub async fn wait_for_commit(&self, id: TxId, timeout: Duration) -> Option<TxLookup> {
         let mut head = self.head_watch();
+        let mut closing = self.shared.closing.subscribe();
         let wait = async {
             loop {
                 if let Ok(lookup) = self.get_tx(id).await
@@ -339,8 +349,9 @@ impl Node {
                 {
                     return Some(lookup);
                 }
-                if head.changed().await.is_err() {
-                    return None;
+                tokio::select! {
+                    changed = head.changed() => if changed.is_err() { return None },
+                    _ = closing.wait_for(|c| *c) => return None,
                 }
             }
         };
@@ -587,6 +598,7 @@ impl Node {
         let (tx, rx) = mpsc::channel(16);
         let node = self.clone();
         let mut head = self.head_watch();
+        let mut closing = self.shared.closing.subscribe();
         tokio::spawn(async move {
             let mut next = from.max(1);
             loop {
@@ -606,6 +618,7 @@ impl Node {
                 tokio::select! {
                     changed = head.changed() => if changed.is_err() { return },
                     _ = tx.closed() => return,
+                    _ = closing.wait_for(|c| *c) => return,
                 }
             }
         });

@@ -43,16 +43,19 @@ const LOGGER_1: &str = "urn:epc:id:giai:4012345.1001";
 const LOGGER_2: &str = "urn:epc:id:giai:4012345.1002";
 const MINUTE: i64 = 60_000;
 
-struct Signer {
+pub(super) struct Signer {
     key: SecretKey,
     kind: pb::SignerKind,
     id: String,
     sequence: u64,
 }
 
-struct Feed {
+pub(super) struct Feed {
     chain_id: String,
+    /// Where transactions go unless a signer has its own route.
     client: LedgerClient<Channel>,
+    /// Per-signer node (on a devnet each member submits to its own node).
+    routes: BTreeMap<String, LedgerClient<Channel>>,
     signers: BTreeMap<String, Signer>,
 }
 
@@ -78,11 +81,15 @@ impl Feed {
         Ok(tx::sign_body(&body, &s.key))
     }
 
-    /// Submits one transaction and waits for its commit; fails unless it succeeded.
+    /// Submits one transaction to the signer's node and waits for its commit; fails
+    /// unless it succeeded.
     async fn step(&mut self, what: &str, signer: &str, action: Action) -> anyhow::Result<()> {
         let tx = self.sign(signer, now_ms(), action)?;
-        let r = self
-            .client
+        let client = match self.routes.get_mut(signer) {
+            Some(c) => c,
+            None => &mut self.client,
+        };
+        let r = client
             .submit_tx(pb::SubmitTxRequest {
                 tx: Some(tx),
                 wait_for_commit: true,
@@ -235,6 +242,7 @@ pub(super) async fn demo(a: DemoArgs) -> anyhow::Result<()> {
     let mut feed = Feed {
         chain_id: "tracechain-demo".into(),
         client,
+        routes: BTreeMap::new(),
         signers,
     };
     let result = scenario(&mut feed, a.hours, start_ms).await;
@@ -280,7 +288,68 @@ pub(super) async fn demo(a: DemoArgs) -> anyhow::Result<()> {
     result
 }
 
-async fn scenario(feed: &mut Feed, hours: u32, now: i64) -> anyhow::Result<()> {
+impl Feed {
+    /// A feed whose signers submit through `routes` (falling back to `client`).
+    pub(super) fn new(
+        chain_id: String,
+        client: LedgerClient<Channel>,
+        routes: BTreeMap<String, LedgerClient<Channel>>,
+        signers: BTreeMap<String, Signer>,
+    ) -> Self {
+        Self {
+            chain_id,
+            client,
+            routes,
+            signers,
+        }
+    }
+}
+
+/// A member signer from its admin key.
+pub(super) fn member_signer(id: &str, key: SecretKey) -> Signer {
+    Signer {
+        key,
+        kind: pb::SignerKind::Member,
+        id: id.to_string(),
+        sequence: 0,
+    }
+}
+
+/// The demo's two temperature loggers: one Ed25519, one P-256 (fresh keys).
+pub(super) fn logger_signers() -> Vec<(String, Signer)> {
+    [(LOGGER_1, Scheme::Ed25519), (LOGGER_2, Scheme::P256)]
+        .into_iter()
+        .map(|(id, scheme)| {
+            (
+                id.to_string(),
+                Signer {
+                    key: SecretKey::generate(scheme),
+                    kind: pb::SignerKind::Device,
+                    id: id.to_string(),
+                    sequence: 0,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Prints the twins of the demo's shipments as `client` sees them.
+pub(super) async fn print_verdicts(client: &mut LedgerClient<Channel>) -> anyhow::Result<()> {
+    for id in [LETTUCE, VACCINE] {
+        println!();
+        let t = client
+            .get_shipment(pb::GetShipmentRequest {
+                shipment_id: id.into(),
+            })
+            .await
+            .map_err(output::status_error)?
+            .into_inner();
+        output::print_twin(&t);
+    }
+    Ok(())
+}
+
+pub(super) async fn scenario(feed: &mut Feed, hours: u32, now: i64) -> anyhow::Result<()> {
     println!("\n— setting up");
     let register = |id: &str, signers: &BTreeMap<String, Signer>| {
         let key = &signers[id].key;

@@ -2,6 +2,7 @@
 //! transactions, queries and the demo. Readable output by default, `--json` for scripts.
 
 mod demo;
+mod devnet;
 mod keys;
 mod output;
 mod query;
@@ -40,6 +41,8 @@ enum Command {
     Status(query::StatusArgs),
     /// Run a local node with a live cold-chain demo feed.
     Demo(demo::DemoArgs),
+    /// Run a local 4-member consortium (four processes) with the live cold-chain demo.
+    Devnet(devnet::DevnetArgs),
 }
 
 /// Where a node's gRPC API is.
@@ -65,6 +68,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         Command::Query(a) => query::query(a, json).await,
         Command::Status(a) => query::status(a, json).await,
         Command::Demo(a) => demo::demo(a).await,
+        Command::Devnet(a) => devnet::devnet(a).await,
     }
 }
 

@@ -144,9 +144,12 @@ pub(crate) async fn start(
         })
     };
     let mut api_stop = stopped;
+    let closer = node.clone();
     let server = tokio::spawn(async move {
         let shutdown = async move {
             let _ = api_stop.wait_for(|s| *s).await;
+            // End the streams first: a graceful shutdown waits for open requests.
+            closer.close();
         };
         if let Err(e) = api::serve(node, listener, shutdown).await {
             tracing::error!(error = %e, "gRPC server failed");
