@@ -2,8 +2,8 @@
 //! random moments; after every kill the parent reopens the directory and checks that the
 //! store holds exactly the state of its head block, never part of a block.
 //!
-//! The child is this test binary itself, re-executed with `--ignored --exact crash_child`
-//! and the store directory in [`CHILD_DIR_ENV`]. Every block is a pure function of its
+//! The child is this test itself, re-executed (`--exact crash_consistency_under_sigkill`)
+//! with the store directory in [`CHILD_DIR_ENV`], which makes it commit instead of kill. Every block is a pure function of its
 //! height ([`commit_for`]), so the parent can recompute what blocks 1..=h imply. The child
 //! runs with small memtables so that flushes (and compactions) are in progress at some of
 //! the kills, not only write-ahead-log appends.
@@ -147,21 +147,16 @@ fn expected_state(height: u64) -> BTreeMap<Vec<u8>, Vec<u8>> {
 
 // ---- the child -----------------------------------------------------------------------------
 
-/// The committing child. Does nothing unless [`crash_consistency_under_sigkill`] spawned it.
-#[test]
-#[ignore = "child process of crash_consistency_under_sigkill, which runs it"]
-fn crash_child() {
-    let Some(dir) = std::env::var_os(CHILD_DIR_ENV) else {
-        eprintln!("crash_child only runs when spawned by crash_consistency_under_sigkill");
-        return;
-    };
+/// The committing child: [`crash_consistency_under_sigkill`] re-executed with
+/// [`CHILD_DIR_ENV`] set.
+fn crash_child(dir: std::ffi::OsString) {
     let store = Store::open_with(Path::new(&dir), &child_config()).expect("child opens store");
     let mut height = store
         .head()
         .expect("child reads head")
         .map_or(0, |head| head.height);
     let mut out = std::io::stdout();
-    // Starts a fresh line: libtest has printed "test crash_child ... " without one.
+    // Starts a fresh line: libtest has printed "test crash_... " without one.
     if writeln!(out, "\nready {height}").is_err() {
         return;
     }
@@ -208,6 +203,10 @@ struct ChildReport {
 
 #[test]
 fn crash_consistency_under_sigkill() {
+    if let Some(dir) = std::env::var_os(CHILD_DIR_ENV) {
+        crash_child(dir);
+        return;
+    }
     let seed = std::env::var("TRACECHAIN_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -226,9 +225,8 @@ fn crash_consistency_under_sigkill() {
     for round in 0..ROUNDS {
         let mut child = Command::new(&exe)
             .args([
-                "crash_child",
+                "crash_consistency_under_sigkill",
                 "--exact",
-                "--ignored",
                 "--nocapture",
                 "--test-threads=1",
             ])
