@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/tracechain/v1/tx.proto",
         "proto/tracechain/v1/chain.proto",
         "proto/tracechain/v1/state.proto",
+        "proto/tracechain/v1/audit.proto",
         "proto/tracechain/v1/api.proto",
         "proto/tracechain/v1/consensus.proto",
     ];

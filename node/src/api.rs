@@ -170,6 +170,34 @@ impl pb::ledger_server::Ledger for Api {
             .ok_or_else(|| Status::not_found(format!("shipment {id} does not exist")))
     }
 
+    async fn export_audit_bundle(
+        &self,
+        request: Request<pb::ExportAuditBundleRequest>,
+    ) -> Result<Response<pb::AuditBundle>, Status> {
+        let id = request.into_inner().shipment_id;
+        non_empty("shipment_id", &id)?;
+        match self.node.audit_bundle(&id).await {
+            Ok(bundle) => Ok(Response::new(bundle)),
+            Err(e @ crate::audit::AuditError::UnknownShipment(_)) => {
+                Err(Status::not_found(e.to_string()))
+            }
+            Err(e) => Err(internal(e.to_string())),
+        }
+    }
+
+    async fn check_epcis_document(
+        &self,
+        request: Request<pb::CheckEpcisDocumentRequest>,
+    ) -> Result<Response<pb::CheckEpcisDocumentResponse>, Status> {
+        let document = request.into_inner().document;
+        // Parsing a large document is CPU work: keep it off the async runtime.
+        let parsed =
+            tokio::task::spawn_blocking(move || crate::epcis::parse::parse_document(&document))
+                .await
+                .map_err(|e| internal(e.to_string()))?;
+        Ok(Response::new(crate::epcis::import::check_response(parsed)))
+    }
+
     async fn get_shipment_events(
         &self,
         request: Request<pb::GetShipmentEventsRequest>,

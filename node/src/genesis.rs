@@ -281,6 +281,45 @@ impl Genesis {
         }
     }
 
+    /// A genesis from its protobuf form (as carried in an audit bundle), checked like a
+    /// file. The result's `to_proto()` equals `g` exactly when `g` was well-formed.
+    pub fn from_proto(g: &pb::Genesis) -> Result<Self, GenesisError> {
+        let members = g
+            .members
+            .iter()
+            .map(|m| {
+                let role = match pb::MemberRole::try_from(m.role) {
+                    Ok(pb::MemberRole::Producer) => Role::Producer,
+                    Ok(pb::MemberRole::Carrier) => Role::Carrier,
+                    Ok(pb::MemberRole::Retailer) => Role::Retailer,
+                    Ok(pb::MemberRole::Customs) => Role::Customs,
+                    Ok(pb::MemberRole::Auditor) => Role::Auditor,
+                    _ => {
+                        return Err(GenesisError::Invalid(format!(
+                            "member {}: role {} is not a known role",
+                            m.id, m.role
+                        )));
+                    }
+                };
+                Ok(MemberEntry {
+                    id: m.id.clone(),
+                    name: m.name.clone(),
+                    role,
+                    node_key: hex::encode(&m.node_key),
+                    admin_key: hex::encode(&m.admin_key),
+                    address: m.address.clone(),
+                    validator: m.validator,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::from_file(GenesisFile {
+            chain_id: g.chain_id.clone(),
+            genesis_time_ms: g.genesis_time_ms,
+            max_clock_skew_ms: g.max_clock_skew_ms,
+            members,
+        })
+    }
+
     /// Serialises the file as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(&self.file).unwrap_or_default()

@@ -4,10 +4,12 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod audit;
 pub mod chain;
 pub mod cli;
 pub mod consortium;
 pub mod crypto;
+pub mod epcis;
 pub mod genesis;
 pub mod ledger;
 pub mod mempool;

@@ -591,6 +591,21 @@ impl Node {
         .await?
     }
 
+    /// The audit bundle of a shipment at the current head (see [`crate::audit`]).
+    pub async fn audit_bundle(
+        &self,
+        shipment_id: &str,
+    ) -> Result<pb::AuditBundle, crate::audit::AuditError> {
+        let store = self.shared.store.clone();
+        let genesis = self.shared.genesis.clone();
+        // Read the head first: everything up to it is committed and immutable.
+        let head = lock(&self.shared.chain).head().height;
+        let id = shipment_id.to_string();
+        blocking(move || crate::audit::bundle::build(&store, &genesis, head, &id))
+            .await
+            .map_err(crate::audit::AuditError::Store)?
+    }
+
     /// Streams committed blocks from `from` (inclusive), then live ones, until the
     /// receiver is dropped. Reads the store by height, so a slow subscriber never
     /// misses a block; the channel bound applies backpressure.

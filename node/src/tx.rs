@@ -649,7 +649,98 @@ fn check_action(action: &pb::tx_body::Action, signer: SignerKind) -> Result<(), 
             require_signer("sensor_report", SignerKind::Device, signer)?;
             check_sensor_report(a)
         }
+        Action::RecordEpcisEvent(a) => {
+            require_signer("record_epcis_event", SignerKind::Member, signer)?;
+            check_epcis_event(a)
+        }
     }
+}
+
+/// Most identifiers one EPCIS event may name.
+pub const MAX_EPCIS_EPCS: usize = 1000;
+/// Most sensor readings in one EPCIS event.
+pub const MAX_EPCIS_READINGS: usize = 1000;
+/// Largest `event_json` (the rest of the 64 KiB body holds the typed fields).
+pub const MAX_EPCIS_JSON_BYTES: usize = 32 * 1024;
+
+/// The stateless limits of an imported EPCIS event. The vocabulary checks (CBV, units,
+/// required fields per type) are the importer's (`crate::epcis`); here only what keeps
+/// the ledger and its indexes sane.
+fn check_epcis_event(a: &pb::RecordEpcisEvent) -> Result<(), TxError> {
+    let event_type = pb::EpcisEventType::try_from(a.event_type)
+        .ok()
+        .filter(|t| *t != pb::EpcisEventType::Unspecified)
+        .ok_or_else(|| {
+            invalid(
+                "record_epcis_event.event_type",
+                format!("{} is not an EPCIS event type", a.event_type),
+            )
+        })?;
+    check_optional_id("record_epcis_event.event_id", &a.event_id)?;
+    check_time("record_epcis_event.event_time_ms", a.event_time_ms)?;
+    if a.event_time_zone_offset_minutes.abs() > 14 * 60 {
+        return Err(invalid(
+            "record_epcis_event.event_time_zone_offset_minutes",
+            format!("{} is beyond ±14:00", a.event_time_zone_offset_minutes),
+        ));
+    }
+    match (a.action.as_str(), event_type) {
+        ("", pb::EpcisEventType::Transformation) | ("ADD" | "OBSERVE" | "DELETE", _) => {}
+        (other, _) => {
+            return Err(invalid(
+                "record_epcis_event.action",
+                format!("{other:?} is not ADD, OBSERVE or DELETE"),
+            ));
+        }
+    }
+    for (field, value) in [
+        ("record_epcis_event.biz_step", &a.biz_step),
+        ("record_epcis_event.disposition", &a.disposition),
+        ("record_epcis_event.read_point", &a.read_point),
+        ("record_epcis_event.biz_location", &a.biz_location),
+    ] {
+        check_optional_id(field, value)?;
+    }
+    if a.epcs.len() > MAX_EPCIS_EPCS {
+        return Err(invalid(
+            "record_epcis_event.epcs",
+            format!(
+                "{} identifiers, at most {MAX_EPCIS_EPCS} allowed",
+                a.epcs.len()
+            ),
+        ));
+    }
+    for epc in &a.epcs {
+        check_id("record_epcis_event.epcs", epc)?;
+    }
+    if a.sensor_readings.len() > MAX_EPCIS_READINGS {
+        return Err(invalid(
+            "record_epcis_event.sensor_readings",
+            format!(
+                "{} readings, at most {MAX_EPCIS_READINGS} allowed",
+                a.sensor_readings.len()
+            ),
+        ));
+    }
+    for r in &a.sensor_readings {
+        check_text("record_epcis_event.sensor_readings.type", &r.r#type)?;
+        check_optional_id("record_epcis_event.sensor_readings.uom", &r.uom)?;
+        check_optional_id("record_epcis_event.sensor_readings.device_id", &r.device_id)?;
+        check_text("record_epcis_event.sensor_readings.exception", &r.exception)?;
+        if r.time_ms != 0 {
+            check_time("record_epcis_event.sensor_readings.time_ms", r.time_ms)?;
+        }
+    }
+    if a.event_json.is_empty() || a.event_json.len() > MAX_EPCIS_JSON_BYTES {
+        return Err(invalid(
+            "record_epcis_event.event_json",
+            format!(
+                "is {} bytes; 1..={MAX_EPCIS_JSON_BYTES} allowed",
+                a.event_json.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_create_shipment(a: &pb::CreateShipment) -> Result<(), TxError> {

@@ -1,8 +1,10 @@
 //! The operator's command line: keys, genesis, running a node, submitting signed
-//! transactions, queries and the demo. Readable output by default, `--json` for scripts.
+//! transactions, queries, the demo and audits. Readable output by default, `--json` for scripts.
 
+mod audit;
 mod demo;
 mod devnet;
+mod epcis;
 mod keys;
 mod output;
 mod query;
@@ -43,6 +45,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run a local 4-member consortium (four processes) with the live cold-chain demo.
     Devnet(devnet::DevnetArgs),
+    /// Export a shipment's audit bundle, or verify one offline.
+    Audit(audit::AuditArgs),
+    /// Import EPCIS 2.0 documents as signed ledger events.
+    Epcis(epcis::EpcisArgs),
 }
 
 /// Where a node's gRPC API is.
@@ -69,6 +75,8 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         Command::Status(a) => query::status(a, json).await,
         Command::Demo(a) => demo::demo(a).await,
         Command::Devnet(a) => devnet::devnet(a).await,
+        Command::Audit(a) => audit::audit(a, json).await,
+        Command::Epcis(a) => epcis::epcis(a, json).await,
     }
 }
 

@@ -37,7 +37,7 @@ pub struct BlockExecution {
     pub results: Vec<pb::TxResult>,
     /// State writes, sorted by key.
     pub writes: Writes,
-    /// Secondary index entries (shipment event history).
+    /// Secondary index entries (shipment event history, device lifecycle history).
     pub index_writes: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
@@ -90,36 +90,39 @@ impl Ledger {
         let mut seen: BTreeSet<TxId> = BTreeSet::new();
         for (index, tx) in txs.into_iter().enumerate() {
             let index = index as u32;
-            let result = if !seen.insert(tx.id) || store.tx_committed(&tx.id)? {
-                Err(Rejection::new(
-                    pb::ResultCode::Duplicate,
-                    format!("transaction {} is already in the chain", tx.id),
-                ))
-            } else {
-                let mut st = state::TxState::new(store, &out.writes);
-                match rules::apply(&self.genesis, ctx, &mut st, tx)? {
-                    Ok(shipment) => {
-                        let writes = st.into_writes();
-                        out.writes.extend(writes);
-                        if let Some(shipment_id) = shipment {
-                            out.index_writes.push((
-                                state::shipment_event_key(&shipment_id, ctx.height, index),
-                                tx.id.0.to_vec(),
-                            ));
+            let result: Result<Vec<pb::HistoryEntry>, Rejection> =
+                if !seen.insert(tx.id) || store.tx_committed(&tx.id)? {
+                    Err(Rejection::new(
+                        pb::ResultCode::Duplicate,
+                        format!("transaction {} is already in the chain", tx.id),
+                    ))
+                } else {
+                    let mut st = state::TxState::new(store, &out.writes);
+                    match rules::apply(&self.genesis, ctx, &mut st, tx)? {
+                        Ok(history) => {
+                            let writes = st.into_writes();
+                            out.writes.extend(writes);
+                            for entry in &history {
+                                out.index_writes.push((
+                                    state::history_key(entry, ctx.height, index),
+                                    tx.id.0.to_vec(),
+                                ));
+                            }
+                            Ok(history)
                         }
-                        Ok(())
+                        Err(rejection) => Err(rejection),
                     }
-                    Err(rejection) => Err(rejection),
-                }
-            };
+                };
             out.results.push(match result {
-                Ok(()) => pb::TxResult {
+                Ok(history) => pb::TxResult {
                     code: pb::ResultCode::Ok as i32,
                     message: String::new(),
+                    history,
                 },
                 Err(r) => pb::TxResult {
                     code: r.code as i32,
                     message: r.message,
+                    history: Vec::new(),
                 },
             });
         }

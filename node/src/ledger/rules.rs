@@ -1,6 +1,7 @@
 //! The rules of each action. `apply` checks the signer, then the action; it stages
-//! writes in the transaction's [`TxState`] and returns the shipment the event belongs
-//! to (for the event index), or the rule it broke.
+//! writes in the transaction's [`TxState`] and returns the histories the transaction
+//! joins (a shipment's events, a device's lifecycle: for the indexes and for
+//! `TxResult.history`), or the rule it broke.
 
 use tracechain_proto::v1::{self as pb, ResultCode as Code, tx_body::Action};
 
@@ -14,8 +15,24 @@ use crate::{
     tx::{CheckedTx, SignerKind},
 };
 
-/// A rule outcome: `Ok(Some(shipment))` when the event belongs to a shipment.
-type Outcome = Result<Option<String>, Rejection>;
+/// A rule outcome: the history entries of the transaction (empty if it joins none).
+type Outcome = Result<Vec<pb::HistoryEntry>, Rejection>;
+
+fn shipment_event(s: &pb::ShipmentTwin) -> Vec<pb::HistoryEntry> {
+    vec![pb::HistoryEntry {
+        kind: pb::HistoryKind::Shipment as i32,
+        subject: s.shipment_id.clone(),
+        seq: s.event_count,
+    }]
+}
+
+fn device_event(d: &pb::DeviceRecord) -> Vec<pb::HistoryEntry> {
+    vec![pb::HistoryEntry {
+        kind: pb::HistoryKind::Device as i32,
+        subject: d.device_id.clone(),
+        seq: d.lifecycle_events,
+    }]
+}
 
 fn reject<T>(code: Code, message: impl Into<String>) -> Result<T, Rejection> {
     Err(Rejection::new(code, message))
@@ -82,6 +99,7 @@ fn member_tx(
             Code::WrongSignerKind,
             "a sensor report must be signed by a device",
         ),
+        Action::RecordEpcisEvent(a) => record_epcis_event(st, signer, a)?,
     };
     if outcome.is_ok() {
         account.last_sequence = tx.sequence;
@@ -197,10 +215,11 @@ fn register_device(
         public_key: a.public_key.clone(),
         device_type: a.device_type.clone(),
         registered_height: ctx.height,
+        lifecycle_events: 1,
         ..Default::default()
     };
     st.write(state::device_key(&a.device_id), &record);
-    Ok(Ok(None))
+    Ok(Ok(device_event(&record)))
 }
 
 fn rotate_device_key(
@@ -215,8 +234,9 @@ fn rotate_device_key(
     d.scheme = a.scheme;
     d.public_key = a.public_key.clone();
     d.key_rotations += 1;
+    d.lifecycle_events += 1;
     st.write(state::device_key(&a.device_id), &d);
-    Ok(Ok(None))
+    Ok(Ok(device_event(&d)))
 }
 
 fn revoke_device(
@@ -232,8 +252,9 @@ fn revoke_device(
     d.revoked = true;
     d.revoked_height = ctx.height;
     d.revoke_reason = a.reason.clone();
+    d.lifecycle_events += 1;
     st.write(state::device_key(&a.device_id), &d);
-    Ok(Ok(None))
+    Ok(Ok(device_event(&d)))
 }
 
 // ---- shipments -----------------------------------------------------------------
@@ -323,7 +344,7 @@ fn create_shipment(
     };
     twin::recompute_verdict(&mut t);
     st.write(state::shipment_key(&a.shipment_id), &t);
-    Ok(Ok(Some(a.shipment_id.clone())))
+    Ok(Ok(shipment_event(&t)))
 }
 
 /// Most devices one shipment may carry.
@@ -365,7 +386,7 @@ fn attach_device(
     s.attached_devices.push(a.device_id.clone());
     s.event_count += 1;
     st.write(state::shipment_key(&a.shipment_id), &s);
-    Ok(Ok(Some(a.shipment_id.clone())))
+    Ok(Ok(shipment_event(&s)))
 }
 
 fn ship(
@@ -418,7 +439,7 @@ fn ship(
     }
     s.event_count += 1;
     st.write(state::shipment_key(&a.shipment_id), &s);
-    Ok(Ok(Some(a.shipment_id.clone())))
+    Ok(Ok(shipment_event(&s)))
 }
 
 fn receive(
@@ -463,7 +484,7 @@ fn receive(
     }
     s.event_count += 1;
     st.write(state::shipment_key(&a.shipment_id), &s);
-    Ok(Ok(Some(a.shipment_id.clone())))
+    Ok(Ok(shipment_event(&s)))
 }
 
 fn customs(
@@ -497,7 +518,7 @@ fn customs(
     }
     s.event_count += 1;
     st.write(state::shipment_key(&a.shipment_id), &s);
-    Ok(Ok(Some(a.shipment_id.clone())))
+    Ok(Ok(shipment_event(&s)))
 }
 
 fn sensor_report(
@@ -553,5 +574,40 @@ fn sensor_report(
     );
     s.event_count += 1;
     st.write(state::shipment_key(&r.shipment_id), &s);
-    Ok(Ok(Some(r.shipment_id.clone())))
+    Ok(Ok(shipment_event(&s)))
+}
+
+// ---- EPCIS -----------------------------------------------------------------------
+
+/// Records an imported EPCIS event. It joins the history of every shipment it names in
+/// which the signer has a part (creator, owner, custodian, consignee): anyone else could
+/// otherwise write into a shipment's history. A delivered shipment's history is closed
+/// (an auditor relies on that, docs/AUDIT.md), so it is not extended. The event is kept
+/// in its block either way; its sensor readings are the member's statement and do not
+/// enter the twin, whose verdict rests on device-signed readings.
+fn record_epcis_event(
+    st: &mut TxState<'_>,
+    signer: &str,
+    a: &pb::RecordEpcisEvent,
+) -> Result<Outcome, StateError> {
+    let mut history = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for epc in &a.epcs {
+        if !seen.insert(epc.as_str()) {
+            continue;
+        }
+        let Some(mut s) = state::shipment(st, epc)? else {
+            continue;
+        };
+        let party = [&s.creator, &s.owner, &s.custodian, &s.consignee]
+            .iter()
+            .any(|p| p.as_str() == signer);
+        if !party || s.status == pb::ShipmentStatus::Delivered as i32 {
+            continue;
+        }
+        s.event_count += 1;
+        st.write(state::shipment_key(epc), &s);
+        history.extend(shipment_event(&s));
+    }
+    Ok(Ok(history))
 }

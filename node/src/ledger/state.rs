@@ -70,6 +70,28 @@ pub fn shipment_event_key(id: &str, height: u64, index: u32) -> Vec<u8> {
     k
 }
 
+/// Prefix of a device's lifecycle index entries (`v/<device id>\0<height be><index be>`):
+/// register, rotate key, revoke; an auditor needs them to know the device's keys.
+pub fn device_lifecycle_prefix(id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(3 + id.len());
+    k.extend_from_slice(b"v/");
+    k.extend_from_slice(id.as_bytes());
+    k.push(0);
+    k
+}
+
+/// The index key of a history entry at (height, index).
+pub fn history_key(entry: &pb::HistoryEntry, height: u64, index: u32) -> Vec<u8> {
+    let mut k = if entry.kind == pb::HistoryKind::Device as i32 {
+        device_lifecycle_prefix(&entry.subject)
+    } else {
+        shipment_events_prefix(&entry.subject)
+    };
+    k.extend_from_slice(&height.to_be_bytes());
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
 /// State writes of a block, sorted by key; `None` deletes.
 pub type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 

@@ -174,6 +174,14 @@ impl World {
 
     /// Executes one block and commits its writes.
     pub fn run(&mut self, txs: Vec<CheckedTx>) -> Vec<(Code, String)> {
+        self.run_results(txs)
+            .into_iter()
+            .map(|r| (Code::try_from(r.code).unwrap_or_default(), r.message))
+            .collect()
+    }
+
+    /// Executes one block, commits its writes, and returns the full results.
+    pub fn run_results(&mut self, txs: Vec<CheckedTx>) -> Vec<pb::TxResult> {
         self.height += 1;
         self.time_ms += MIN;
         let ctx = BlockContext {
@@ -192,9 +200,6 @@ impl World {
         }
         self.store.txs.extend(txs.iter().map(|t| t.id));
         exec.results
-            .into_iter()
-            .map(|r| (Code::try_from(r.code).unwrap_or_default(), r.message))
-            .collect()
     }
 
     pub fn run_one(&mut self, tx: CheckedTx) -> (Code, String) {
@@ -684,4 +689,103 @@ fn execution_is_deterministic() {
         state::state_commitment(&[0; 32], &a.writes),
         state::state_commitment(&[0; 32], &b.writes)
     );
+}
+
+fn history(r: &pb::TxResult) -> Vec<(i32, &str, u64)> {
+    r.history
+        .iter()
+        .map(|h| (h.kind, h.subject.as_str(), h.seq))
+        .collect()
+}
+
+/// Results number each successful transaction in its shipment's and device's history,
+/// so an auditor can see a gap (docs/AUDIT.md); a failed one joins no history.
+#[test]
+fn results_carry_history_positions() {
+    const SHIP: i32 = pb::HistoryKind::Shipment as i32;
+    const DEV: i32 = pb::HistoryKind::Device as i32;
+    let mut w = World::new();
+    let reg = w.new_device(D, Scheme::Ed25519);
+    let tx = w.member_tx("farm", reg);
+    let r = w.run_results(vec![tx]);
+    assert_eq!(history(&r[0]), [(DEV, D, 1)]);
+    let create = w.member_tx("farm", create(S, &[D]));
+    let reading = w.reading(D, S, 1, 5_000);
+    let bad = w.member_tx("carrier", receive(S, false));
+    let r = w.run_results(vec![create, reading, bad]);
+    assert_eq!(history(&r[0]), [(SHIP, S, 1)]);
+    assert_eq!(history(&r[1]), [(SHIP, S, 2)]);
+    assert_ne!(r[2].code, Code::Ok as i32);
+    assert!(
+        r[2].history.is_empty(),
+        "a failed transaction joins no history"
+    );
+    let revoke = w.member_tx(
+        "farm",
+        Action::RevokeDevice(pb::RevokeDevice {
+            device_id: D.into(),
+            reason: "lost".into(),
+        }),
+    );
+    let r = w.run_results(vec![revoke]);
+    assert_eq!(history(&r[0]), [(DEV, D, 2)]);
+    assert_eq!(w.device(D).lifecycle_events, 2);
+}
+
+fn epcis_event(epcs: &[&str]) -> Action {
+    Action::RecordEpcisEvent(pb::RecordEpcisEvent {
+        event_type: pb::EpcisEventType::Object as i32,
+        event_time_ms: T0,
+        action: "OBSERVE".into(),
+        biz_step: "shipping".into(),
+        epcs: epcs.iter().map(|e| e.to_string()).collect(),
+        event_json: "{}".into(),
+        ..Default::default()
+    })
+}
+
+/// An EPCIS event joins the history of each shipment it names in which the signer has
+/// a part, and never the history of a delivered (closed) shipment.
+#[test]
+fn epcis_events_join_only_their_signers_open_shipments() {
+    const SHIP: i32 = pb::HistoryKind::Shipment as i32;
+    let mut w = with_shipment();
+    let other = "urn:epc:id:sscc:4012345.0000000002";
+    let tx = w.member_tx("carrier", create(other, &[]));
+    w.ok(tx);
+    // farm is a party to S only; the unknown EPC and `other` are recorded, not indexed.
+    let tx = w.member_tx(
+        "farm",
+        epcis_event(&[S, other, "urn:epc:id:sgtin:1.2.3", S]),
+    );
+    let r = w.run_results(vec![tx]);
+    assert_eq!(r[0].code, Code::Ok as i32, "{}", r[0].message);
+    assert_eq!(history(&r[0]), [(SHIP, S, 2)]);
+    assert_eq!(w.twin(S).event_count, 2);
+    assert_eq!(w.twin(other).event_count, 1);
+    // Delivered: closed.
+    let tx = w.member_tx("farm", ship(S, "carrier", ""));
+    w.ok(tx);
+    let tx = w.member_tx("carrier", receive(S, true));
+    w.ok(tx);
+    let tx = w.member_tx("carrier", epcis_event(&[S]));
+    let r = w.run_results(vec![tx]);
+    assert_eq!(r[0].code, Code::Ok as i32);
+    assert!(r[0].history.is_empty());
+    assert_eq!(w.twin(S).event_count, 4);
+    // Devices may not sign EPCIS events (the stateless check refuses it).
+    let (key, _) = &w.devices[D];
+    let body = pb::TxBody {
+        chain_id: CHAIN.into(),
+        signer: Some(pb::Signer {
+            kind: pb::SignerKind::Device as i32,
+            id: D.into(),
+            scheme: pb::SignatureScheme::Ed25519 as i32,
+            public_key: key.public_key(),
+        }),
+        sequence: 99,
+        time_ms: T0,
+        action: Some(epcis_event(&[S])),
+    };
+    assert!(tx::check(tx::sign_body(&body, key), CHAIN).is_err());
 }

@@ -1,0 +1,329 @@
+//! `tracechain epcis import`: check an EPCIS 2.0 document, sign one transaction per
+//! event with the member's key file, submit them and report each outcome. A document
+//! with any invalid event is refused whole: every bad event is listed, nothing is sent.
+//! `tracechain epcis export`: a shipment's events as an EPCIS 2.0 document, from a node
+//! or, offline, from a verified audit bundle.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{Context, bail};
+use serde_json::json;
+use tracechain_proto::v1 as pb;
+
+use super::{NodeAddr, output};
+use crate::{
+    crypto::{KeyFile, KeyKind},
+    epcis::{EpcisError, export, import, parse},
+};
+
+#[derive(Debug, clap::Args)]
+pub(super) struct EpcisArgs {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum What {
+    /// Import an EPCIS 2.0 JSON / JSON-LD document: one signed transaction per event.
+    Import {
+        /// The document.
+        file: PathBuf,
+        /// The member's key file (its sequence counter is advanced).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        #[command(flatten)]
+        node: NodeAddr,
+        /// Only check the document; sign and send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Export a shipment's events as an EPCIS 2.0 JSON-LD document, from a node or,
+    /// offline, from a verified audit bundle.
+    Export {
+        /// The shipment (with --node).
+        #[arg(long, required_unless_present = "bundle")]
+        shipment: Option<String>,
+        #[command(flatten)]
+        node: NodeAddr,
+        /// Export the proven events of this audit bundle instead (verified first).
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// Where to write the document.
+        #[arg(long, default_value = "epcis.json")]
+        out: PathBuf,
+    },
+}
+
+pub(super) async fn epcis(a: EpcisArgs, json: bool) -> anyhow::Result<()> {
+    match a.what {
+        What::Import {
+            file,
+            key,
+            node,
+            dry_run,
+        } => import_file(&file, key, &node.node, dry_run, json).await,
+        What::Export {
+            shipment,
+            node,
+            bundle,
+            out,
+        } => {
+            let (shipment, doc) = match bundle {
+                Some(path) => export_bundle(&path)?,
+                None => {
+                    let id = shipment.context("--shipment is needed")?;
+                    let doc = export_node(&node.node, &id).await?;
+                    (id, doc)
+                }
+            };
+            let events = doc["epcisBody"]["eventList"].as_array().map_or(0, Vec::len);
+            super::ensure_parent(&out)?;
+            std::fs::write(&out, serde_json::to_string_pretty(&doc)?)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            if json {
+                output::print_json(&json!({
+                    "file": out.display().to_string(), "shipment_id": shipment, "events": events,
+                }));
+            } else {
+                println!(
+                    "wrote {}: {events} EPCIS events of {shipment}",
+                    out.display()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn export_bundle(path: &PathBuf) -> anyhow::Result<(String, serde_json::Value)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let verified = crate::audit::verify::verify_bytes(&bytes, &Default::default())
+        .map_err(|e| anyhow::anyhow!("NOT VERIFIED: {e}"))?;
+    let events: Vec<export::ExportEvent<'_>> = verified
+        .events
+        .iter()
+        .filter(|e| e.shipment_seq.is_some())
+        .map(|e| export::ExportEvent {
+            block_time_ms: e.block_time_ms,
+            tx: &e.tx,
+        })
+        .collect();
+    let doc = export::document(&verified.shipment_id, &events, now_ms())?;
+    Ok((verified.shipment_id.clone(), doc))
+}
+
+async fn export_node(url: &str, shipment: &str) -> anyhow::Result<serde_json::Value> {
+    let mut client = output::connect(url).await?;
+    let chain_id = client
+        .get_chain_status(pb::GetChainStatusRequest {})
+        .await
+        .map_err(output::status_error)?
+        .into_inner()
+        .chain_id;
+    let mut checked = Vec::new();
+    let mut offset = 0u64;
+    loop {
+        let page = client
+            .get_shipment_events(pb::GetShipmentEventsRequest {
+                shipment_id: shipment.to_string(),
+                offset,
+                limit: 1000,
+            })
+            .await
+            .map_err(output::status_error)?
+            .into_inner();
+        if page.events.is_empty() {
+            break;
+        }
+        offset += page.events.len() as u64;
+        for e in page.events {
+            let signed =
+                e.tx.context("the node sent an event without its transaction")?;
+            // Checked like any input: the node is not trusted to send well-formed data.
+            let tx = crate::tx::check(signed, &chain_id)
+                .map_err(|err| anyhow::anyhow!("event at height {}: {err}", e.height))?;
+            checked.push((e.block_time_ms, tx));
+        }
+        if offset >= page.total {
+            break;
+        }
+    }
+    let events: Vec<export::ExportEvent<'_>> = checked
+        .iter()
+        .map(|(t, tx)| export::ExportEvent {
+            block_time_ms: *t,
+            tx,
+        })
+        .collect();
+    Ok(export::document(shipment, &events, now_ms())?)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+async fn import_file(
+    file: &PathBuf,
+    key: Option<PathBuf>,
+    url: &str,
+    dry_run: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let size = std::fs::metadata(file)
+        .with_context(|| format!("cannot read {}", file.display()))?
+        .len();
+    if size > parse::MAX_DOCUMENT_BYTES as u64 {
+        bail!(
+            "{} is {size} bytes, more than a document may be",
+            file.display()
+        );
+    }
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let events = match parse::parse_document(&text) {
+        Ok(events) => events,
+        Err(EpcisError::Rejected { total, rejected }) => {
+            if json {
+                output::print_json(&json!({
+                    "accepted": false, "total_events": total, "rejected": rejected,
+                }));
+            } else {
+                for r in &rejected {
+                    for reason in &r.reasons {
+                        eprintln!("event {} ({}): {reason}", r.index, r.event_type);
+                    }
+                }
+            }
+            bail!(
+                "{} of {total} events rejected; nothing was imported",
+                rejected.len()
+            );
+        }
+        Err(e) => {
+            if json {
+                output::print_json(&json!({ "accepted": false, "error": e.to_string() }));
+            }
+            bail!("{e}; nothing was imported");
+        }
+    };
+    if dry_run {
+        if json {
+            output::print_json(&json!({ "accepted": true, "total_events": events.len() }));
+        } else {
+            println!("{}: {} events, all valid", file.display(), events.len());
+        }
+        return Ok(());
+    }
+    let key_path = key.context("--key (a member key file) is needed to sign the events")?;
+    let mut key_file =
+        KeyFile::load(&key_path).with_context(|| format!("reading {}", key_path.display()))?;
+    if key_file.kind != KeyKind::Member {
+        bail!("{} is not a member key", key_path.display());
+    }
+    let secret = key_file.secret_key()?;
+    let mut client = output::connect(url).await?;
+    let status = client
+        .get_chain_status(pb::GetChainStatusRequest {})
+        .await
+        .map_err(output::status_error)?
+        .into_inner();
+    // Reserve the sequences and save the key file before anything is sent, so that a
+    // crash can never hand out one sequence twice.
+    let first_sequence = key_file.take_sequence();
+    for _ in 1..events.len() {
+        key_file.take_sequence();
+    }
+    key_file.save(&key_path)?;
+    let txs = import::sign_events(
+        events,
+        &import::MemberSigner {
+            chain_id: &status.chain_id,
+            member_id: &key_file.id,
+            key: &secret,
+            first_sequence,
+            time_ms: now_ms(),
+        },
+    );
+    let outcomes = client
+        .submit_txs(pb::SubmitTxsRequest { txs })
+        .await
+        .map_err(output::status_error)?
+        .into_inner()
+        .outcomes;
+    let mut rows = Vec::new();
+    let mut failed = 0;
+    for (index, o) in outcomes.iter().enumerate() {
+        let (result, message, history) = if !o.accepted {
+            (o.error_code.clone(), o.error.clone(), Vec::new())
+        } else {
+            wait_result(&mut client, &o.tx_id).await?
+        };
+        if result != "OK" {
+            failed += 1;
+        }
+        rows.push(json!({
+            "index": index, "tx_id": hex::encode(&o.tx_id), "result": result,
+            "message": message, "shipments": history,
+        }));
+    }
+    if json {
+        output::print_json(&json!({ "accepted": true, "events": rows }));
+    } else {
+        for r in &rows {
+            println!(
+                "event {} tx {} {} {}{}",
+                r["index"],
+                r["tx_id"].as_str().unwrap_or_default(),
+                r["result"].as_str().unwrap_or_default(),
+                r["message"].as_str().unwrap_or_default(),
+                match r["shipments"].as_array() {
+                    Some(s) if !s.is_empty() => format!(
+                        " (shipments: {})",
+                        s.iter()
+                            .filter_map(|v| v.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    _ => String::new(),
+                }
+            );
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} events were not recorded", rows.len());
+    }
+    Ok(())
+}
+
+/// Polls until the transaction is committed: its result name, reason and shipments.
+async fn wait_result(
+    client: &mut pb::ledger_client::LedgerClient<tonic::transport::Channel>,
+    tx_id: &[u8],
+) -> anyhow::Result<(String, String, Vec<String>)> {
+    for _ in 0..600 {
+        let r = client
+            .get_tx(pb::GetTxRequest {
+                tx_id: tx_id.to_vec(),
+            })
+            .await
+            .map_err(output::status_error)?
+            .into_inner();
+        if r.status == pb::TxStatus::Committed as i32 {
+            let result = r.result.unwrap_or_default();
+            let shipments = result
+                .history
+                .iter()
+                .filter(|h| h.kind == pb::HistoryKind::Shipment as i32)
+                .map(|h| h.subject.clone())
+                .collect();
+            return Ok((output::result_name(result.code), result.message, shipments));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!(
+        "transaction {} was not committed within 30 s",
+        hex::encode(tx_id)
+    )
+}
