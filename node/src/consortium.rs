@@ -138,17 +138,27 @@ struct Driver {
     commit_busy: bool,
 }
 
-/// Starts the network and runs the replica until `shutdown` turns true.
-pub async fn run(node: Node, mut shutdown: watch::Receiver<bool>) -> Result<(), ConsortiumError> {
+/// Starts the network and runs the replica (or, for an observer, follows the chain)
+/// until `shutdown` turns true.
+pub async fn run(node: Node, shutdown: watch::Receiver<bool>) -> Result<(), ConsortiumError> {
     let shared = node.shared.clone();
     let genesis = shared.genesis.clone();
-    let me = genesis
-        .member(&shared.config.member_id)
-        .ok_or_else(|| ConsortiumError::Config("this node is not a member".into()))?;
-    let listen = multiaddr(&me.address)?;
+    let own_key = shared.node_key.verifying_key();
+    let listen = match (
+        &shared.config.p2p_listen,
+        genesis.member(&shared.config.member_id),
+    ) {
+        (Some(addr), _) => multiaddr(addr)?,
+        (None, Some(me)) if me.node_key == own_key => multiaddr(&me.address)?,
+        _ => {
+            return Err(ConsortiumError::Config(
+                "no peer-to-peer listen address: set p2p_listen".into(),
+            ));
+        }
+    };
     let peers: Vec<PeerSpec> = genesis
         .validator_members()
-        .filter(|m| m.id != me.id)
+        .filter(|m| m.node_key != own_key)
         .map(|m| {
             Ok(PeerSpec {
                 name: m.id.clone(),
@@ -158,9 +168,34 @@ pub async fn run(node: Node, mut shutdown: watch::Receiver<bool>) -> Result<(), 
         })
         .collect::<Result<_, ConsortiumError>>()?;
     let topic = format!("tracechain/{}/txs", genesis.chain_id());
-    let net_config = NetworkConfig::new(shared.node_key.to_bytes(), listen, peers, vec![], topic);
-    let (net, mut events) = tracechain_p2p::spawn(net_config)?;
+    let net_config = NetworkConfig::new(
+        shared.node_key.to_bytes(),
+        listen,
+        peers,
+        shared.config.observers.clone(),
+        topic,
+    );
+    let (net, events) = tracechain_p2p::spawn(net_config)?;
+    let result = if shared.config.observer {
+        follow(node, net.clone(), events, shutdown).await
+    } else {
+        replicate(node, net.clone(), events, shutdown).await
+    };
+    net.shutdown().await;
+    result
+}
 
+async fn replicate(
+    node: Node,
+    net: NetworkHandle,
+    mut events: mpsc::Receiver<NetworkEvent>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), ConsortiumError> {
+    let shared = node.shared.clone();
+    let genesis = shared.genesis.clone();
+    let me = shared
+        .replica
+        .ok_or_else(|| ConsortiumError::Config("an observer has no replica".into()))?;
     let mut peer_ids = Vec::new();
     let mut by_peer = HashMap::new();
     for m in genesis.validator_members() {
@@ -178,7 +213,7 @@ pub async fn run(node: Node, mut shutdown: watch::Receiver<bool>) -> Result<(), 
     };
     let config = Config::new(
         genesis.validators(),
-        shared.replica,
+        me,
         shared.node_key.clone(),
         block_hash_of,
     );
@@ -213,7 +248,7 @@ pub async fn run(node: Node, mut shutdown: watch::Receiver<bool>) -> Result<(), 
         committing: VecDeque::new(),
         commit_busy: false,
     };
-    tracing::info!(member = %shared.config.member_id, replica = %shared.replica, "consortium driver started");
+    tracing::info!(member = %shared.config.member_id, replica = %me, "consortium driver started");
     d.feed(Input::Start).await;
     // The primary proposes a block-interval after it was asked when transactions
     // wait, or an empty block after an idle second (well inside the view timeout, so
@@ -241,8 +276,96 @@ pub async fn run(node: Node, mut shutdown: watch::Receiver<bool>) -> Result<(), 
             _ = sleep_until(proposal_due) => d.propose(),
         }
     }
-    net.shutdown().await;
     Ok(())
+}
+
+/// An observer: votes in nothing; pulls certified blocks from the validators, checks
+/// each certificate, re-executes each block and commits it; serves block sync to others
+/// and forwards its clients' transactions by gossip.
+async fn follow(
+    node: Node,
+    net: NetworkHandle,
+    mut events: mpsc::Receiver<NetworkEvent>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), ConsortiumError> {
+    let shared = node.shared.clone();
+    let peers: Vec<PeerId> = shared
+        .genesis
+        .validator_members()
+        .map(|m| tracechain_p2p::peer_id_from_public_key(&m.node_key.to_bytes()))
+        .collect::<Result<_, _>>()?;
+    let (admitted_tx, mut admitted_rx) = mpsc::channel::<Admitted>(4_096);
+    if shared.admitted.set(admitted_tx).is_err() {
+        return Err(ConsortiumError::Config(
+            "the consortium driver is already running".into(),
+        ));
+    }
+    tracing::info!(observer = %shared.config.member_id, "following the chain");
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut next = 0usize;
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            Some(ev) = events.recv() => {
+                if let NetworkEvent::BlockRequest { from_height, to_height, reply, .. } = ev {
+                    let store = shared.store.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let _ = reply.send(serve_blocks(&store, from_height, to_height));
+                    });
+                }
+            }
+            Some(a) = admitted_rx.recv() => {
+                if a.origin == Origin::Client {
+                    let _ = net.publish_tx(a.signed.encode_to_vec()).await;
+                }
+            }
+            _ = tick.tick() => {
+                // Pull until caught up; on failure try the next validator.
+                let peer = peers[next % peers.len()];
+                loop {
+                    match pull(&node, &net, peer).await {
+                        Ok(n) if n as u64 == MAX_SYNC_BLOCKS => continue,
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "block sync failed; trying another validator");
+                            next += 1;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fetches the blocks after the head from `peer` and commits them; returns how many.
+async fn pull(node: &Node, net: &NetworkHandle, peer: PeerId) -> Result<usize, String> {
+    let head = *node.shared.head.borrow();
+    let bytes = net
+        .request_blocks(peer, head + 1, head + MAX_SYNC_BLOCKS)
+        .await
+        .map_err(|e| e.to_string())?;
+    let range = pb::BlockRange::decode(bytes.as_slice()).map_err(|e| e.to_string())?;
+    let shared = node.shared.clone();
+    let committed = tokio::task::spawn_blocking(move || {
+        let mut n = 0;
+        for b in range.blocks {
+            let (Some(block), Some(cert)) = (b.block.as_ref(), b.certificate.as_ref()) else {
+                return Err("a served block lacks its certificate".to_string());
+            };
+            let certificate = chain::certificate_from_proto(cert, &shared.genesis)?;
+            // commit_block re-executes the block and Chain::commit checks the certificate
+            // against the genesis validators: nothing served is trusted.
+            commit_block(&shared, None, &block.encode_to_vec(), &certificate)?;
+            shared.head.send_replace(certificate.height);
+            n += 1;
+        }
+        Ok(n)
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    Ok(committed)
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -44,6 +44,12 @@ pub struct NodeConfig {
     pub mempool_max_txs: usize,
     /// Mempool bound, bytes.
     pub mempool_max_bytes: usize,
+    /// Node keys of observers that may connect to this node.
+    pub observers: Vec<[u8; 32]>,
+    /// Peer-to-peer listen address (`host:port`); default: the member's genesis address.
+    pub p2p_listen: Option<String>,
+    /// This node is an observer: it follows the chain, votes in nothing.
+    pub observer: bool,
 }
 
 impl NodeConfig {
@@ -57,6 +63,9 @@ impl NodeConfig {
             max_block_bytes: 16 * 1024 * 1024,
             mempool_max_txs: 200_000,
             mempool_max_bytes: 256 * 1024 * 1024,
+            observers: Vec::new(),
+            p2p_listen: None,
+            observer: false,
         }
     }
 }
@@ -142,7 +151,8 @@ pub(crate) struct Shared {
     pub(crate) tx_ready: Notify,
     pub(crate) head: watch::Sender<u64>,
     pub(crate) node_key: SigningKey,
-    pub(crate) replica: ReplicaId,
+    /// This node's replica, or `None` for an observer.
+    pub(crate) replica: Option<ReplicaId>,
     /// Where admitted transactions are announced when the node runs with peers (the
     /// consortium driver gossips the clients' ones and tells consensus about all).
     pub(crate) admitted: std::sync::OnceLock<mpsc::Sender<Admitted>>,
@@ -197,18 +207,31 @@ impl Node {
         genesis: Genesis,
         node_key: SigningKey,
     ) -> Result<Self, StartError> {
-        let member = genesis
-            .member(&config.member_id)
-            .ok_or_else(|| StartError::Config(format!("{} is not a member", config.member_id)))?;
-        if member.node_key != node_key.verifying_key() {
-            return Err(StartError::Config(format!(
-                "the node key does not match {}'s node_key in the genesis",
-                config.member_id
-            )));
-        }
-        let replica = member.replica.ok_or_else(|| {
-            StartError::Config(format!("{} is not a validator", config.member_id))
-        })?;
+        let replica = if config.observer {
+            // An observer votes in nothing: its key must not be a validator's.
+            if genesis
+                .validator_members()
+                .any(|m| m.node_key == node_key.verifying_key())
+            {
+                return Err(StartError::Config(
+                    "an observer must not use a validator's node key".into(),
+                ));
+            }
+            None
+        } else {
+            let member = genesis.member(&config.member_id).ok_or_else(|| {
+                StartError::Config(format!("{} is not a member", config.member_id))
+            })?;
+            if member.node_key != node_key.verifying_key() {
+                return Err(StartError::Config(format!(
+                    "the node key does not match {}'s node_key in the genesis",
+                    config.member_id
+                )));
+            }
+            Some(member.replica.ok_or_else(|| {
+                StartError::Config(format!("{} is not a validator", config.member_id))
+            })?)
+        };
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             StartError::Config(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
@@ -242,6 +265,11 @@ impl Node {
     /// not wait for streams that never end by themselves.
     pub fn close(&self) {
         self.shared.closing.send_replace(true);
+    }
+
+    /// Whether this node is an observer.
+    pub fn is_observer(&self) -> bool {
+        self.shared.config.observer
     }
 
     /// Watches the committed height.
@@ -363,7 +391,7 @@ impl Node {
     /// Cuts blocks from the mempool until `shutdown` turns true: a block when
     /// `max_block_txs` are pending, or `block_interval` after the first one arrived.
     pub async fn run_producer(self, mut shutdown: watch::Receiver<bool>) {
-        if self.shared.genesis.validators().n() != 1 {
+        if self.shared.genesis.validators().n() != 1 || self.shared.replica.is_none() {
             tracing::error!(
                 "the solo block producer runs only when this node is the sole validator"
             );
@@ -410,7 +438,10 @@ impl Node {
             let executed = chain
                 .build_block(&batch, now_ms(), 0, &shared.config.member_id)
                 .map_err(|e| e.to_string())?;
-            let vote = chain.sign_commit(&executed, shared.replica, &shared.node_key);
+            let replica = shared
+                .replica
+                .ok_or("an observer does not produce blocks")?;
+            let vote = chain.sign_commit(&executed, replica, &shared.node_key);
             let certificate = CommitCertificate {
                 height: executed.header.height,
                 view: executed.header.view,

@@ -34,6 +34,11 @@ struct Member {
 }
 
 async fn consortium(n: usize) -> Vec<Member> {
+    consortium_with(n, &[]).await.0
+}
+
+/// `n` validators that let the `observers` (node keys) connect; also returns the genesis.
+async fn consortium_with(n: usize, observers: &[[u8; 32]]) -> (Vec<Member>, Genesis) {
     let ids: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
     let node_keys: Vec<ed25519_dalek::SigningKey> = (0..n)
         .map(|i| ed25519_dalek::SigningKey::from_bytes(&[i as u8 + 1; 32]))
@@ -63,6 +68,7 @@ async fn consortium(n: usize) -> Vec<Member> {
         let dir = tempfile::tempdir().expect("dir");
         let mut config = NodeConfig::new(dir.path().join("db"), ids[i].clone());
         config.block_interval = Duration::from_millis(50);
+        config.observers = observers.to_vec();
         let node = Node::open(config, genesis.clone(), node_keys[i].clone()).expect("open");
         let (stop, stopped) = watch::channel(false);
         let driver = node.clone();
@@ -78,7 +84,7 @@ async fn consortium(n: usize) -> Vec<Member> {
             _dir: dir,
         });
     }
-    members
+    (members, genesis)
 }
 
 fn register(m: &Member, seq: u64) -> pb::SignedTx {
@@ -239,6 +245,92 @@ async fn primary_stops_view_changes_and_commits_resume() {
         cert.view > 0,
         "the block after the primary stopped was committed in a later view"
     );
+    for m in &members {
+        let _ = m.stop.send(true);
+    }
+    for m in members {
+        let _ = tokio::time::timeout(Duration::from_secs(5), m.task).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_observer_follows_serves_and_forwards_without_voting() {
+    let observer_key = ed25519_dalek::SigningKey::from_bytes(&[77; 32]);
+    let (members, genesis) = consortium_with(4, &[observer_key.verifying_key().to_bytes()]).await;
+    let all: Vec<&Member> = members.iter().collect();
+    let first = members[0]
+        .node
+        .submit(vec![register(&members[0], 1)])
+        .await
+        .remove(0)
+        .expect("admitted");
+    wait_all(&all, first).await;
+
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = NodeConfig::new(dir.path().join("db"), "auditor".into());
+    config.observer = true;
+    config.p2p_listen = Some(format!("127.0.0.1:{}", free_port()));
+    let observer = Node::open(config, genesis, observer_key).expect("observer opens");
+    let (stop, stopped) = watch::channel(false);
+    let driver = observer.clone();
+    let task = tokio::spawn(async move {
+        consortium::run(driver, stopped)
+            .await
+            .expect("observer runs");
+    });
+
+    // It follows: the first transaction reaches it through block sync.
+    let seen = observer
+        .wait_for_commit(first, Duration::from_secs(30))
+        .await;
+    assert!(seen.is_some(), "the observer synced the committed block");
+
+    // A client of the observer submits: it is forwarded by gossip, committed by the
+    // validators, and reaches the observer's chain.
+    let forwarded = observer
+        .submit(vec![register(&members[1], 1)])
+        .await
+        .remove(0)
+        .expect("admitted");
+    wait_all(&all, forwarded).await;
+    assert!(
+        observer
+            .wait_for_commit(forwarded, Duration::from_secs(30))
+            .await
+            .is_some()
+    );
+
+    // It never votes: no certificate carries more than the four validators.
+    let lookup = observer.get_tx(forwarded).await.expect("lookup");
+    let block = observer
+        .block(lookup.height)
+        .await
+        .expect("read")
+        .expect("block");
+    let signers: Vec<String> = block
+        .certificate
+        .expect("certificate")
+        .signatures
+        .into_iter()
+        .map(|s| s.member_id)
+        .collect();
+    assert!(signers.iter().all(|s| s.starts_with('m')), "{signers:?}");
+    // Its block is the validators' block, byte for byte.
+    let theirs = members[0]
+        .node
+        .block(lookup.height)
+        .await
+        .expect("read")
+        .expect("block");
+    let ours = observer
+        .block(lookup.height)
+        .await
+        .expect("read")
+        .expect("block");
+    assert_eq!(ours.block, theirs.block);
+
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     for m in &members {
         let _ = m.stop.send(true);
     }

@@ -38,6 +38,12 @@ pub(super) struct RunArgs {
     /// Mempool bound, transactions [default: 200000].
     #[arg(long)]
     mempool_max_txs: Option<usize>,
+    /// Run as an observer: follow and serve the chain, vote in nothing.
+    #[arg(long)]
+    observer: bool,
+    /// Peer-to-peer listen address, host:port [default: the member's genesis address].
+    #[arg(long)]
+    p2p_listen: Option<String>,
 }
 
 /// A node's config file. Relative paths are relative to the file's directory.
@@ -58,6 +64,12 @@ pub(crate) struct NodeConfigFile {
     pub max_block_txs: Option<usize>,
     /// Mempool bound, transactions.
     pub mempool_max_txs: Option<usize>,
+    /// Run as an observer.
+    pub observer: Option<bool>,
+    /// Node keys (hex) of observers that may connect.
+    pub observers: Option<Vec<String>>,
+    /// Peer-to-peer listen address, host:port.
+    pub p2p_listen: Option<String>,
 }
 
 impl NodeConfigFile {
@@ -132,8 +144,10 @@ pub(crate) async fn start(
         .with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    // The sole validator orders blocks itself; with peers, PBFT over the network does.
-    let producer = if node.genesis().validators().n() == 1 {
+    // The sole validator orders blocks itself; with peers, PBFT over the network does
+    // (and an observer follows it).
+    let solo = node.genesis().validators().n() == 1 && !node.is_observer();
+    let producer = if solo {
         tokio::spawn(node.clone().run_producer(stopped.clone()))
     } else {
         let (node, stopped) = (node.clone(), stopped.clone());
@@ -194,6 +208,15 @@ pub(super) async fn run(a: RunArgs) -> anyhow::Result<()> {
     }
     if let Some(n) = a.mempool_max_txs.or(file.mempool_max_txs) {
         config.mempool_max_txs = n.max(1);
+    }
+    config.observer = a.observer || file.observer.unwrap_or(false);
+    config.p2p_listen = a.p2p_listen.or(file.p2p_listen);
+    for key in file.observers.unwrap_or_default() {
+        let bytes: [u8; 32] = hex::decode(&key)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .with_context(|| format!("observer key {key:?} is not 32 bytes of hex"))?;
+        config.observers.push(bytes);
     }
     let node = Node::open(config, genesis, key)?;
     let status = node.status().await;
