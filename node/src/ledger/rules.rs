@@ -38,6 +38,16 @@ fn reject<T>(code: Code, message: impl Into<String>) -> Result<T, Rejection> {
     Err(Rejection::new(code, message))
 }
 
+/// Unwraps a rule check: a rejection ends the transaction, as its result.
+macro_rules! rule {
+    ($check:expr) => {
+        match $check {
+            Ok(value) => value,
+            Err(rejection) => return Ok(Err(rejection)),
+        }
+    };
+}
+
 /// Applies `tx`. The outer error is a local store fault; the inner one a rule violation.
 pub(super) fn apply(
     genesis: &Genesis,
@@ -227,10 +237,7 @@ fn rotate_device_key(
     signer: &str,
     a: &pb::RotateDeviceKey,
 ) -> Result<Outcome, StateError> {
-    let mut d = match owned_device(st, signer, &a.device_id)? {
-        Ok(d) => d,
-        Err(r) => return Ok(Err(r)),
-    };
+    let mut d = rule!(owned_device(st, signer, &a.device_id)?);
     d.scheme = a.scheme;
     d.public_key = a.public_key.clone();
     d.key_rotations += 1;
@@ -245,10 +252,7 @@ fn revoke_device(
     signer: &str,
     a: &pb::RevokeDevice,
 ) -> Result<Outcome, StateError> {
-    let mut d = match owned_device(st, signer, &a.device_id)? {
-        Ok(d) => d,
-        Err(r) => return Ok(Err(r)),
-    };
+    let mut d = rule!(owned_device(st, signer, &a.device_id)?);
     d.revoked = true;
     d.revoked_height = ctx.height;
     d.revoke_reason = a.reason.clone();
@@ -311,14 +315,10 @@ fn create_shipment(
     } else {
         a.owner.as_str()
     };
-    if let Err(r) = require_member(genesis, owner, "owner") {
-        return Ok(Err(r));
-    }
+    rule!(require_member(genesis, owner, "owner"));
     let mut devices: Vec<String> = Vec::with_capacity(a.device_ids.len());
     for device_id in &a.device_ids {
-        if let Err(r) = owned_device(st, signer, device_id)? {
-            return Ok(Err(r));
-        }
+        rule!(owned_device(st, signer, device_id)?);
         if devices.contains(device_id) {
             return Ok(reject(
                 Code::InvalidArgument,
@@ -355,10 +355,7 @@ fn attach_device(
     signer: &str,
     a: &pb::AttachDevice,
 ) -> Result<Outcome, StateError> {
-    let mut s = match open_shipment(st, &a.shipment_id)? {
-        Ok(s) => s,
-        Err(r) => return Ok(Err(r)),
-    };
+    let mut s = rule!(open_shipment(st, &a.shipment_id)?);
     if s.custodian != signer && s.owner != signer {
         return Ok(reject(
             Code::NotCustodian,
@@ -368,9 +365,7 @@ fn attach_device(
             ),
         ));
     }
-    if let Err(r) = owned_device(st, signer, &a.device_id)? {
-        return Ok(Err(r));
-    }
+    rule!(owned_device(st, signer, &a.device_id)?);
     if s.attached_devices.contains(&a.device_id) {
         return Ok(reject(
             Code::InvalidArgument,
@@ -395,13 +390,8 @@ fn ship(
     signer: &str,
     a: &pb::ShipShipment,
 ) -> Result<Outcome, StateError> {
-    let mut s = match open_shipment(st, &a.shipment_id)? {
-        Ok(s) => s,
-        Err(r) => return Ok(Err(r)),
-    };
-    if let Err(r) = not_held(&s) {
-        return Ok(Err(r));
-    }
+    let mut s = rule!(open_shipment(st, &a.shipment_id)?);
+    rule!(not_held(&s));
     if s.custodian != signer {
         return Ok(reject(
             Code::NotCustodian,
@@ -420,16 +410,12 @@ fn ship(
             ),
         ));
     }
-    if let Err(r) = require_member(genesis, &a.to_custodian, "consignee") {
-        return Ok(Err(r));
-    }
+    rule!(require_member(genesis, &a.to_custodian, "consignee"));
     if a.to_custodian == signer {
         return Ok(reject(Code::InvalidArgument, "cannot ship to oneself"));
     }
-    if !a.new_owner.is_empty()
-        && let Err(r) = require_member(genesis, &a.new_owner, "new owner")
-    {
-        return Ok(Err(r));
+    if !a.new_owner.is_empty() {
+        rule!(require_member(genesis, &a.new_owner, "new owner"));
     }
     s.status = pb::ShipmentStatus::InTransit as i32;
     s.consignee = a.to_custodian.clone();
@@ -447,13 +433,8 @@ fn receive(
     signer: &str,
     a: &pb::ReceiveShipment,
 ) -> Result<Outcome, StateError> {
-    let mut s = match open_shipment(st, &a.shipment_id)? {
-        Ok(s) => s,
-        Err(r) => return Ok(Err(r)),
-    };
-    if let Err(r) = not_held(&s) {
-        return Ok(Err(r));
-    }
+    let mut s = rule!(open_shipment(st, &a.shipment_id)?);
+    rule!(not_held(&s));
     if s.status != pb::ShipmentStatus::InTransit as i32 {
         return Ok(reject(
             Code::NotInTransit,
@@ -499,10 +480,7 @@ fn customs(
             format!("{signer} is not a customs authority"),
         ));
     }
-    let mut s = match open_shipment(st, &a.shipment_id)? {
-        Ok(s) => s,
-        Err(r) => return Ok(Err(r)),
-    };
+    let mut s = rule!(open_shipment(st, &a.shipment_id)?);
     s.customs = match pb::CustomsOutcome::try_from(a.outcome) {
         Ok(pb::CustomsOutcome::Cleared) => pb::CustomsStatus::Cleared,
         Ok(pb::CustomsOutcome::Held) => pb::CustomsStatus::Held,
@@ -528,10 +506,7 @@ fn sensor_report(
     device_id: &str,
     r: &pb::SensorReport,
 ) -> Result<Outcome, StateError> {
-    let mut s = match open_shipment(st, &r.shipment_id)? {
-        Ok(s) => s,
-        Err(rej) => return Ok(Err(rej)),
-    };
+    let mut s = rule!(open_shipment(st, &r.shipment_id)?);
     if !s.attached_devices.iter().any(|d| d == device_id) {
         return Ok(reject(
             Code::DeviceNotAttached,
