@@ -14,9 +14,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tonic::transport::Channel;
-use tracechain_node::{crypto::KeyFile, tx};
-use tracechain_proto::v1::{self as pb, ledger_client::LedgerClient, tx_body::Action};
+mod common;
+
+use common::{Farm, client, converge, exactly_once, status, submit_batch};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tracechain");
 const MEMBERS: [&str; 4] = ["farm", "carrier", "retailer", "customs"];
@@ -73,80 +73,6 @@ fn start(dir: &Path, id: &str) -> Proc {
     }
 }
 
-async fn client(url: &str) -> LedgerClient<Channel> {
-    for _ in 0..100 {
-        if let Ok(c) = LedgerClient::connect(url.to_string()).await {
-            return c;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no node at {url}");
-}
-
-/// Signs registrations with the farm's admin key file.
-struct Farm {
-    key: tracechain_node::crypto::SecretKey,
-    public: Vec<u8>,
-    seq: u64,
-}
-
-impl Farm {
-    fn next(&mut self, chain: &str) -> pb::SignedTx {
-        self.seq += 1;
-        let device =
-            tracechain_node::crypto::SecretKey::generate(tracechain_node::crypto::Scheme::Ed25519);
-        tx::sign_body(
-            &pb::TxBody {
-                chain_id: chain.into(),
-                signer: Some(pb::Signer {
-                    kind: pb::SignerKind::Member as i32,
-                    id: "farm".into(),
-                    scheme: pb::SignatureScheme::Ed25519 as i32,
-                    public_key: self.public.clone(),
-                }),
-                sequence: self.seq,
-                time_ms: 1_700_000_000_000,
-                action: Some(Action::RegisterDevice(pb::RegisterDevice {
-                    device_id: format!("dev-{}", self.seq),
-                    scheme: pb::SignatureScheme::Ed25519 as i32,
-                    public_key: device.public_key(),
-                    device_type: String::new(),
-                })),
-            },
-            &self.key,
-        )
-    }
-}
-
-/// Submits `n` transactions to `c`, each waiting for its commit; returns their ids.
-async fn submit_batch(c: &mut LedgerClient<Channel>, farm: &mut Farm, n: usize) -> Vec<Vec<u8>> {
-    let mut ids = Vec::new();
-    for _ in 0..n {
-        let r = c
-            .submit_tx(pb::SubmitTxRequest {
-                tx: Some(farm.next("faults")),
-                wait_for_commit: true,
-            })
-            .await
-            .expect("acknowledged")
-            .into_inner();
-        assert_eq!(
-            r.status,
-            pb::TxStatus::Committed as i32,
-            "committed within the wait"
-        );
-        ids.push(r.tx_id);
-    }
-    ids
-}
-
-async fn status(c: &mut LedgerClient<Channel>) -> pb::ChainStatus {
-    c.get_chain_status(pb::GetChainStatusRequest {})
-        .await
-        .expect("status")
-        .into_inner()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_follower_kill_primary_restart_both() {
     let tmp = tempfile::tempdir().expect("dir");
@@ -175,12 +101,7 @@ async fn kill_follower_kill_primary_restart_both() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let admin = KeyFile::load(&dir.join("net/keys/farm.admin.json")).expect("key");
-    let mut farm = Farm {
-        key: admin.secret_key().expect("secret"),
-        public: admin.public_key_bytes().expect("public"),
-        seq: 0,
-    };
+    let mut farm = Farm::load(&dir.join("net/keys"), "faults");
 
     let mut procs: BTreeMap<&str, Proc> = MEMBERS.iter().map(|id| (*id, start(dir, id))).collect();
     let mut acknowledged = Vec::new();
@@ -231,59 +152,12 @@ async fn kill_follower_kill_primary_restart_both() {
         target as f64 / took
     );
 
-    // Everyone converges on the same head and state.
+    // Everyone converges on the same head and state, and every acknowledged
+    // transaction is in the chain exactly once, on every node.
     let mut clients = Vec::new();
     for id in MEMBERS {
         clients.push((id, client(&procs[id].url).await));
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut statuses;
-    loop {
-        statuses = Vec::new();
-        for (id, c) in &mut clients {
-            statuses.push((*id, status(c).await));
-        }
-        let same = statuses.windows(2).all(|w| {
-            (w[0].1.height, &w[0].1.head_hash, &w[0].1.state_commitment)
-                == (w[1].1.height, &w[1].1.head_hash, &w[1].1.state_commitment)
-        });
-        if same {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nodes did not converge: {statuses:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-
-    // Every acknowledged transaction is in the chain exactly once, on every node.
-    let height = statuses[0].1.height;
-    for (id, c) in &mut clients {
-        let mut seen: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
-        for h in 1..=height {
-            let b = c
-                .get_block(pb::GetBlockRequest {
-                    by: Some(pb::get_block_request::By::Height(h)),
-                })
-                .await
-                .expect("block")
-                .into_inner();
-            for (t, r) in b.block.expect("block").txs.iter().zip(&b.results) {
-                if r.code == pb::ResultCode::Ok as i32 {
-                    *seen
-                        .entry(tx::TxId::of_body(&t.body).0.to_vec())
-                        .or_default() += 1;
-                }
-            }
-        }
-        for ack in &acknowledged {
-            assert_eq!(
-                seen.get(ack),
-                Some(&1),
-                "{id}: {} must be committed exactly once",
-                hex::encode(ack)
-            );
-        }
-    }
+    let height = converge(&mut clients, Duration::from_secs(30)).await;
+    exactly_once(&mut clients, height, &acknowledged).await;
 }
