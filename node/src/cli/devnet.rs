@@ -42,7 +42,7 @@ pub(super) struct DevnetArgs {
     keep_running: bool,
 }
 
-const MEMBERS: [(&str, &str, Role); 4] = [
+pub(super) const MEMBERS: [(&str, &str, Role); 4] = [
     ("farm", "Green Valley Farm", Role::Producer),
     ("carrier", "Polar Freight", Role::Carrier),
     ("retailer", "FreshMart", Role::Retailer),
@@ -50,10 +50,10 @@ const MEMBERS: [(&str, &str, Role); 4] = [
 ];
 
 /// The member node processes; stopped (SIGTERM, then SIGKILL) when dropped.
-struct Processes(Vec<(String, Child)>);
+pub(super) struct Processes(pub(super) Vec<(String, Child)>);
 
 impl Processes {
-    fn stop(&mut self) {
+    pub(super) fn stop(&mut self) {
         for (_, child) in &mut self.0 {
             // SIGTERM lets the node finish its current block and close RocksDB.
             let _ = Command::new("kill")
@@ -87,7 +87,7 @@ impl Drop for Processes {
     }
 }
 
-fn write_consortium(dir: &Path, grpc_port: u16, p2p_port: u16) -> anyhow::Result<()> {
+pub(super) fn write_consortium(dir: &Path, grpc_port: u16, p2p_port: u16) -> anyhow::Result<()> {
     let keys = dir.join("keys");
     std::fs::create_dir_all(&keys)?;
     let mut entries = Vec::new();
@@ -137,7 +137,7 @@ fn now_ms() -> i64 {
 }
 
 /// Starts one member node and waits for its "listening on" line.
-fn spawn_member(dir: &Path, id: &str) -> anyhow::Result<(Child, String)> {
+pub(super) fn spawn_member(dir: &Path, id: &str) -> anyhow::Result<(Child, String)> {
     let exe = std::env::current_exe().context("locating the tracechain binary")?;
     let log = std::fs::File::create(dir.join(format!("{id}.log")))?;
     let mut child = Command::new(exe)

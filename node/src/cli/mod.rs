@@ -2,6 +2,7 @@
 //! transactions, queries, the demo and audits. Readable output by default, `--json` for scripts.
 
 mod audit;
+mod bench;
 mod demo;
 mod devnet;
 mod epcis;
@@ -45,6 +46,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run a local 4-member consortium (four processes) with the live cold-chain demo.
     Devnet(devnet::DevnetArgs),
+    /// Benchmark a local 4-member consortium: committed events/s, latency, CPU, memory.
+    Bench(bench::BenchArgs),
     /// Export a shipment's audit bundle, or verify one offline.
     Audit(audit::AuditArgs),
     /// Import EPCIS 2.0 documents as signed ledger events.
@@ -75,6 +78,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         Command::Status(a) => query::status(a, json).await,
         Command::Demo(a) => demo::demo(a).await,
         Command::Devnet(a) => devnet::devnet(a).await,
+        Command::Bench(a) => bench::bench(a).await,
         Command::Audit(a) => audit::audit(a, json).await,
         Command::Epcis(a) => epcis::epcis(a, json).await,
     }

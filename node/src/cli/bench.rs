@@ -1,0 +1,489 @@
+//! `tracechain bench`: the cluster benchmark. Starts the 4-member consortium as four
+//! processes (as `devnet` does), registers many devices, signs the whole load before the
+//! measured window, then drives signed sensor readings open-loop over gRPC — at a target
+//! rate, or as fast as admission takes them — and reports committed events per second,
+//! submit-to-commit latency percentiles, block size and interval, and CPU and peak RSS
+//! per node, as a table and as JSON.
+//!
+//! A device's readings always go to the same node, in sequence order, as a real device's
+//! would; devices are spread over the four nodes.
+
+use std::{
+    collections::HashMap,
+    io::Write,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::bail;
+use prost::Message;
+use serde_json::json;
+use tonic::transport::Channel;
+use tracechain_proto::v1::{self as pb, ledger_client::LedgerClient, tx_body::Action};
+
+use super::{devnet, output};
+use crate::{
+    crypto::{KeyFile, Scheme, SecretKey},
+    tx,
+};
+
+#[derive(Debug, clap::Args)]
+pub(super) struct BenchArgs {
+    /// Seconds of load.
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// Target events per second (0: as fast as the nodes admit them).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Device signatures: ed25519, p256 or mixed.
+    #[arg(long, default_value = "ed25519")]
+    scheme: String,
+    /// Devices.
+    #[arg(long, default_value_t = 400)]
+    devices: usize,
+    /// Most events signed in advance (the load stops early if they run out).
+    #[arg(long, default_value_t = 600_000)]
+    max_events: usize,
+    /// Directory for the consortium (default: temporary).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// First gRPC port.
+    #[arg(long, default_value_t = 50161)]
+    grpc_port: u16,
+    /// First peer-to-peer port.
+    #[arg(long, default_value_t = 7111)]
+    p2p_port: u16,
+    /// Also write the JSON report here.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+}
+
+const CHAIN: &str = "tracechain-devnet";
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn signer(kind: pb::SignerKind, id: &str, key: &SecretKey) -> pb::Signer {
+    pb::Signer {
+        kind: kind as i32,
+        id: id.into(),
+        scheme: pb::SignatureScheme::from(key.scheme()) as i32,
+        public_key: key.public_key(),
+    }
+}
+
+/// CPU seconds (user + system) and peak RSS in bytes of a process, from /proc.
+fn proc_usage(pid: u32) -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let hwm_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    // USER_HZ is 100 on Linux.
+    Some((ticks / 100.0, hwm_kb * 1024))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    let temp = tempfile::TempDir::new()?;
+    let dir = a.dir.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    if dir.join("genesis.toml").exists() {
+        bail!(
+            "{} already holds a consortium; give an empty --dir",
+            dir.display()
+        );
+    }
+    devnet::write_consortium(&dir, a.grpc_port, a.p2p_port)?;
+    let mut processes = devnet::Processes(Vec::new());
+    let mut clients: Vec<LedgerClient<Channel>> = Vec::new();
+    let mut pids = Vec::new();
+    for (id, _, _) in devnet::MEMBERS {
+        let (child, url) = devnet::spawn_member(&dir, id)?;
+        pids.push((id, child.id()));
+        processes.0.push((id.to_string(), child));
+        clients.push(output::connect(&url).await?);
+    }
+    eprintln!("4 nodes up in {}", dir.display());
+
+    // ---- setup (not measured): devices and shipments ----
+    let admin = KeyFile::load(&dir.join("keys/farm.admin.json"))?.secret_key()?;
+    let mut seq = 0u64;
+    let mut admin_tx = |action: Action| {
+        seq += 1;
+        tx::sign_body(
+            &pb::TxBody {
+                chain_id: CHAIN.into(),
+                signer: Some(signer(pb::SignerKind::Member, "farm", &admin)),
+                sequence: seq,
+                time_ms: now_ms(),
+                action: Some(action),
+            },
+            &admin,
+        )
+    };
+    let devices: Vec<(String, SecretKey)> = (0..a.devices)
+        .map(|i| {
+            let scheme = match a.scheme.as_str() {
+                "p256" => Scheme::P256,
+                "mixed" if i % 2 == 1 => Scheme::P256,
+                _ => Scheme::Ed25519,
+            };
+            (
+                format!("urn:epc:id:giai:4012345.{i}"),
+                SecretKey::generate(scheme),
+            )
+        })
+        .collect();
+    let mut setup = Vec::new();
+    for (id, key) in &devices {
+        setup.push(admin_tx(Action::RegisterDevice(pb::RegisterDevice {
+            device_id: id.clone(),
+            scheme: pb::SignatureScheme::from(key.scheme()) as i32,
+            public_key: key.public_key(),
+            device_type: "logger".into(),
+        })));
+    }
+    let shipments: Vec<String> = devices
+        .chunks(10)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let id = format!("urn:epc:id:sscc:4012345.{i:010}");
+            setup.push(admin_tx(Action::CreateShipment(pb::CreateShipment {
+                shipment_id: id.clone(),
+                products: vec![],
+                owner: String::new(),
+                policy: Some(pb::ColdChainPolicy {
+                    min_milli_c: 2_000,
+                    max_milli_c: 8_000,
+                    excursion_budget_minutes: 60,
+                    ..Default::default()
+                }),
+                origin_location: String::new(),
+                device_ids: chunk.iter().map(|(d, _)| d.clone()).collect(),
+            })));
+            id
+        })
+        .collect();
+    let last = setup.last().map(|t| t.body.clone()).unwrap_or_default();
+    for chunk in setup.chunks(2_000) {
+        clients[0]
+            .submit_txs(pb::SubmitTxsRequest {
+                txs: chunk.to_vec(),
+            })
+            .await?;
+    }
+    let last_id = blake3::hash(&last).as_bytes().to_vec();
+    let setup_deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = clients[0]
+            .get_tx(pb::GetTxRequest {
+                tx_id: last_id.clone(),
+            })
+            .await;
+        if r.is_ok_and(|r| r.into_inner().status == pb::TxStatus::Committed as i32) {
+            break;
+        }
+        if Instant::now() > setup_deadline {
+            bail!("setup transactions were not committed");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // ---- pre-sign the load ----
+    let total = if a.rate > 0 {
+        ((a.rate * a.duration) as usize).min(a.max_events)
+    } else {
+        a.max_events
+    };
+    let per_device = total.div_ceil(a.devices);
+    let t0 = now_ms() - per_device as i64 * 100 - 60_000;
+    let signing = Instant::now();
+    // streams[node] = readings for the devices that node serves, in round order.
+    let mut streams: Vec<Vec<pb::SignedTx>> = vec![Vec::new(); 4];
+    let mut signed = 0;
+    'outer: for k in 0..per_device {
+        for (d, (id, key)) in devices.iter().enumerate() {
+            if signed == total {
+                break 'outer;
+            }
+            let at = t0 + k as i64 * 100;
+            streams[d % 4].push(tx::sign_body(
+                &pb::TxBody {
+                    chain_id: CHAIN.into(),
+                    signer: Some(signer(pb::SignerKind::Device, id, key)),
+                    sequence: k as u64 + 1,
+                    time_ms: at,
+                    action: Some(Action::SensorReport(pb::SensorReport {
+                        shipment_id: shipments[d / 10].clone(),
+                        observed_at_ms: at,
+                        temperature_milli_c: 4_000 + ((k * 7 + d) % 30) as i32 * 100,
+                        humidity_permille: None,
+                        location: None,
+                    })),
+                },
+                key,
+            ));
+            signed += 1;
+        }
+    }
+    eprintln!(
+        "signed {signed} readings ({}) in {:.1} s",
+        a.scheme,
+        signing.elapsed().as_secs_f64()
+    );
+
+    // ---- measured window ----
+    let start_height = clients[0]
+        .get_chain_status(pb::GetChainStatusRequest {})
+        .await?
+        .into_inner()
+        .height;
+    let mut blocks = clients[0]
+        .subscribe_blocks(pb::SubscribeBlocksRequest {
+            from_height: start_height + 1,
+        })
+        .await?
+        .into_inner();
+    let cpu_before: Vec<f64> = pids
+        .iter()
+        .map(|(_, p)| proc_usage(*p).map_or(0.0, |u| u.0))
+        .collect();
+    let started = Instant::now();
+    let window = Duration::from_secs(a.duration);
+    let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel::<(Vec<u8>, Instant)>();
+    // Open loop: batches leave on schedule, not when the previous answer came back. A
+    // device reappears only every (its node's devices / batch) batches, so keeping fewer
+    // requests than that in flight never lets one device's readings overtake each other.
+    let per_node_devices = a.devices.div_ceil(4);
+    let mut senders = Vec::new();
+    for (node, stream) in streams.into_iter().enumerate() {
+        let c = clients[node].clone();
+        let sent_tx = sent_tx.clone();
+        let per_tick = if a.rate > 0 {
+            ((a.rate as f64 / 4.0) / 50.0).ceil() as usize
+        } else {
+            2_000
+        }
+        .max(1);
+        let in_flight = (per_node_devices / per_tick).saturating_sub(1).clamp(1, 8);
+        let open_loop = a.rate > 0;
+        senders.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(in_flight));
+            let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            for batch in stream.chunks(per_tick) {
+                if started.elapsed() >= window {
+                    break;
+                }
+                if open_loop {
+                    tick.tick().await;
+                }
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                let (mut c, sent_tx, refused, batch) =
+                    (c.clone(), sent_tx.clone(), refused.clone(), batch.to_vec());
+                tokio::spawn(async move {
+                    let at = Instant::now();
+                    let n = batch.len();
+                    match c.submit_txs(pb::SubmitTxsRequest { txs: batch }).await {
+                        Ok(r) => {
+                            for o in r.into_inner().outcomes {
+                                if o.accepted {
+                                    let _ = sent_tx.send((o.tx_id, at));
+                                } else {
+                                    refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                }
+                            }
+                        }
+                        Err(_) => {
+                            refused.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                    drop(slot);
+                });
+            }
+            // Wait for the requests still in flight.
+            let _ = slots.acquire_many(in_flight as u32).await;
+            refused.load(std::sync::atomic::Ordering::Relaxed)
+        }));
+    }
+    drop(sent_tx);
+
+    let mut submitted: HashMap<Vec<u8>, Instant> = HashMap::new();
+    // Commits seen before their submission's answer was: matched when it arrives.
+    let mut early: HashMap<Vec<u8>, Instant> = HashMap::new();
+    let mut last_commit = started;
+    let mut latencies = Vec::new();
+    let mut committed = 0usize;
+    let mut block_sizes = Vec::new();
+    let mut block_times = Vec::new();
+    let mut last_report = Instant::now();
+    let drain_until = window + Duration::from_secs(10);
+    let record = |id: Vec<u8>,
+                  at: Instant,
+                  submitted: &mut HashMap<Vec<u8>, Instant>,
+                  early: &mut HashMap<Vec<u8>, Instant>,
+                  latencies: &mut Vec<f64>|
+     -> bool {
+        if let Some(done) = early.remove(&id) {
+            latencies.push(done.saturating_duration_since(at).as_secs_f64() * 1000.0);
+            true
+        } else {
+            submitted.insert(id, at);
+            false
+        }
+    };
+    loop {
+        while let Ok((id, at)) = sent_rx.try_recv() {
+            if record(id, at, &mut submitted, &mut early, &mut latencies) {
+                committed += 1;
+            }
+        }
+        if started.elapsed() > drain_until || (started.elapsed() > window && submitted.is_empty()) {
+            break;
+        }
+        let next = tokio::time::timeout(Duration::from_millis(100), blocks.message()).await;
+        if let Ok(next) = next {
+            let Some(b) = next? else { break };
+            let now = Instant::now();
+            while let Ok((id, at)) = sent_rx.try_recv() {
+                if record(id, at, &mut submitted, &mut early, &mut latencies) {
+                    committed += 1;
+                }
+            }
+            let block = b.block.unwrap_or_default();
+            if let Ok(h) = pb::BlockHeader::decode(block.header.as_slice()) {
+                block_times.push(h.time_ms);
+            }
+            block_sizes.push(block.txs.len());
+            for (t, r) in block.txs.iter().zip(&b.results) {
+                if r.code != pb::ResultCode::Ok as i32 {
+                    continue;
+                }
+                let id = blake3::hash(&t.body).as_bytes().to_vec();
+                match submitted.remove(&id) {
+                    Some(at) => {
+                        committed += 1;
+                        latencies.push(now.duration_since(at).as_secs_f64() * 1000.0);
+                    }
+                    None => {
+                        early.insert(id, now);
+                    }
+                }
+                last_commit = now;
+            }
+        }
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            last_report = Instant::now();
+            let secs = started.elapsed().as_secs_f64();
+            let done = (secs / window.as_secs_f64()).min(1.0);
+            let bar = "#".repeat((done * 30.0) as usize);
+            eprint!(
+                "\r[{bar:<30}] {secs:>5.1} s  {committed:>9} committed  {:>8.0} ev/s",
+                committed as f64 / secs.max(0.001)
+            );
+            let _ = std::io::stderr().flush();
+        }
+    }
+    eprintln!();
+    // Rate over the time it took to commit what was sent: up to the last commit. CPU is
+    // shared over the whole run.
+    let elapsed = last_commit.duration_since(started).as_secs_f64().max(0.001);
+    let wall = started.elapsed().as_secs_f64().max(0.001);
+    let mut refused = 0;
+    for s in senders {
+        refused += s.await.unwrap_or(0);
+    }
+    let usage: Vec<(f64, u64)> = pids
+        .iter()
+        .zip(&cpu_before)
+        .map(|((_, p), before)| proc_usage(*p).map_or((0.0, 0), |(cpu, rss)| (cpu - before, rss)))
+        .collect();
+    processes.stop();
+
+    latencies.sort_by(|x, y| x.total_cmp(y));
+    let intervals: Vec<i64> = block_times.windows(2).map(|w| w[1] - w[0]).collect();
+    let mean = |v: &[f64]| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
+    let sizes: Vec<f64> = block_sizes.iter().map(|&s| s as f64).collect();
+    let ivs: Vec<f64> = intervals.iter().map(|&i| i as f64).collect();
+    let report = json!({
+        "scheme": a.scheme,
+        "target_rate": a.rate,
+        "duration_s": a.duration,
+        "devices": a.devices,
+        "committed": committed,
+        "refused_at_admission": refused,
+        "uncommitted_after_drain": submitted.len(),
+        "committed_per_second": committed as f64 / elapsed,
+        "latency_ms": {
+            "p50": percentile(&latencies, 0.50),
+            "p95": percentile(&latencies, 0.95),
+            "p99": percentile(&latencies, 0.99),
+        },
+        "blocks": block_sizes.len(),
+        "mean_block_txs": mean(&sizes),
+        "mean_block_interval_ms": mean(&ivs),
+        "nodes": pids.iter().zip(&usage).map(|((id, _), (cpu, rss))| json!({
+            "member": id,
+            "cpu_seconds": cpu,
+            "cpu_cores": cpu / wall,
+            "peak_rss_mib": *rss as f64 / 1_048_576.0,
+        })).collect::<Vec<_>>(),
+    });
+    println!("| metric | value |");
+    println!("|---|---|");
+    println!("| committed events/s | {:.0} |", committed as f64 / elapsed);
+    println!(
+        "| committed / refused / uncommitted | {committed} / {refused} / {} |",
+        submitted.len()
+    );
+    println!(
+        "| latency p50 / p95 / p99 (ms) | {:.0} / {:.0} / {:.0} |",
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.95),
+        percentile(&latencies, 0.99)
+    );
+    println!(
+        "| blocks, mean size, mean interval | {}, {:.0} txs, {:.0} ms |",
+        block_sizes.len(),
+        mean(&sizes),
+        mean(&ivs)
+    );
+    for ((id, _), (cpu, rss)) in pids.iter().zip(&usage) {
+        println!(
+            "| {id}: CPU cores, peak RSS | {:.2}, {:.0} MiB |",
+            cpu / wall,
+            *rss as f64 / 1_048_576.0
+        );
+    }
+    println!("{report}");
+    if let Some(path) = a.json_out {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    Ok(())
+}
