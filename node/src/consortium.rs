@@ -104,6 +104,8 @@ enum Done {
         height: u64,
         view: u64,
         block_hash: BlockHash,
+        valid: bool,
+        /// The execution to keep, when it is new.
         executed: Option<ExecutedBlock>,
     },
     Proposed {
@@ -579,24 +581,14 @@ impl Driver {
     }
 
     fn validate(&mut self, height: u64, view: u64, block_hash: BlockHash, block: Vec<u8>) {
-        if let Some(e) = self.checked.iter().find(|e| e.hash == block_hash) {
-            // Our own proposal, or a block checked before.
-            let executed = ExecutedBlock {
-                header: e.header.clone(),
-                block: e.block.clone(),
-                hash: e.hash,
-                tx_ids: e.tx_ids.clone(),
-                execution: crate::ledger::BlockExecution {
-                    results: e.execution.results.clone(),
-                    writes: e.execution.writes.clone(),
-                    index_writes: e.execution.index_writes.clone(),
-                },
-            };
+        if self.checked.iter().any(|e| e.hash == block_hash) {
+            // Our own proposal, or a block checked before: already executed and kept.
             let _ = self.done_tx.try_send(Done::Validated {
                 height,
                 view,
                 block_hash,
-                executed: Some(executed),
+                valid: true,
+                executed: None,
             });
             return;
         }
@@ -608,6 +600,7 @@ impl Driver {
                 height,
                 view,
                 block_hash,
+                valid: executed.is_some(),
                 executed,
             });
         });
@@ -683,9 +676,9 @@ impl Driver {
                 height,
                 view,
                 block_hash,
+                valid,
                 executed,
             } => {
-                let valid = executed.is_some();
                 if let Some(e) = executed {
                     self.keep_checked(e);
                 }
