@@ -26,6 +26,21 @@ fn shipment_event(s: &pb::ShipmentTwin) -> Vec<pb::HistoryEntry> {
     }]
 }
 
+/// Records an event on a shipment: its read point (if given), its place in the
+/// shipment's history, and the updated twin; returns the history entry.
+fn record_event(
+    st: &mut TxState<'_>,
+    s: &mut pb::ShipmentTwin,
+    location: &str,
+) -> Vec<pb::HistoryEntry> {
+    if !location.is_empty() {
+        s.last_location = location.to_string();
+    }
+    s.event_count += 1;
+    st.write(state::shipment_key(&s.shipment_id), &*s);
+    shipment_event(s)
+}
+
 fn device_event(d: &pb::DeviceRecord) -> Vec<pb::HistoryEntry> {
     vec![pb::HistoryEntry {
         kind: pb::HistoryKind::Device as i32,
@@ -379,9 +394,7 @@ fn attach_device(
         ));
     }
     s.attached_devices.push(a.device_id.clone());
-    s.event_count += 1;
-    st.write(state::shipment_key(&a.shipment_id), &s);
-    Ok(Ok(shipment_event(&s)))
+    Ok(Ok(record_event(st, &mut s, "")))
 }
 
 fn ship(
@@ -420,12 +433,7 @@ fn ship(
     s.status = pb::ShipmentStatus::InTransit as i32;
     s.consignee = a.to_custodian.clone();
     s.pending_owner = a.new_owner.clone();
-    if !a.location.is_empty() {
-        s.last_location = a.location.clone();
-    }
-    s.event_count += 1;
-    st.write(state::shipment_key(&a.shipment_id), &s);
-    Ok(Ok(shipment_event(&s)))
+    Ok(Ok(record_event(st, &mut s, &a.location)))
 }
 
 fn receive(
@@ -460,12 +468,7 @@ fn receive(
     } else {
         pb::ShipmentStatus::Received
     } as i32;
-    if !a.location.is_empty() {
-        s.last_location = a.location.clone();
-    }
-    s.event_count += 1;
-    st.write(state::shipment_key(&a.shipment_id), &s);
-    Ok(Ok(shipment_event(&s)))
+    Ok(Ok(record_event(st, &mut s, &a.location)))
 }
 
 fn customs(
@@ -491,12 +494,7 @@ fn customs(
             ));
         }
     } as i32;
-    if !a.location.is_empty() {
-        s.last_location = a.location.clone();
-    }
-    s.event_count += 1;
-    st.write(state::shipment_key(&a.shipment_id), &s);
-    Ok(Ok(shipment_event(&s)))
+    Ok(Ok(record_event(st, &mut s, &a.location)))
 }
 
 fn sensor_report(
@@ -547,9 +545,7 @@ fn sensor_report(
             location: r.location,
         },
     );
-    s.event_count += 1;
-    st.write(state::shipment_key(&r.shipment_id), &s);
-    Ok(Ok(shipment_event(&s)))
+    Ok(Ok(record_event(st, &mut s, "")))
 }
 
 // ---- EPCIS -----------------------------------------------------------------------
@@ -580,9 +576,7 @@ fn record_epcis_event(
         if !party || s.status == pb::ShipmentStatus::Delivered as i32 {
             continue;
         }
-        s.event_count += 1;
-        st.write(state::shipment_key(epc), &s);
-        history.extend(shipment_event(&s));
+        history.extend(record_event(st, &mut s, ""));
     }
     Ok(Ok(history))
 }
