@@ -22,10 +22,10 @@ use tracechain_node::{
     api,
     crypto::{Scheme, SecretKey},
     genesis::{Genesis, GenesisFile, MemberEntry, Role},
+    loadgen,
     node::{Node, NodeConfig},
-    tx,
 };
-use tracechain_proto::v1::{self as pb, ledger_client::LedgerClient, tx_body::Action};
+use tracechain_proto::v1::{self as pb, ledger_client::LedgerClient};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -53,15 +53,6 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn signer(kind: pb::SignerKind, id: &str, key: &SecretKey) -> pb::Signer {
-    pb::Signer {
-        kind: kind as i32,
-        id: id.into(),
-        scheme: pb::SignatureScheme::from(key.scheme()) as i32,
-        public_key: key.public_key(),
-    }
 }
 
 #[tokio::main]
@@ -104,67 +95,8 @@ async fn main() -> anyhow::Result<()> {
         .max_encoding_message_size(64 << 20);
 
     // ---- setup: devices, shipments, pre-signed readings ----
-    let schemes: Vec<Scheme> = (0..args.devices)
-        .map(|i| match args.scheme.as_str() {
-            "p256" => Scheme::P256,
-            "mixed" if i % 2 == 1 => Scheme::P256,
-            _ => Scheme::Ed25519,
-        })
-        .collect();
-    let devices: Vec<(String, SecretKey)> = schemes
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            (
-                format!("urn:epc:id:giai:4012345.{i}"),
-                SecretKey::generate(*s),
-            )
-        })
-        .collect();
-    let mut admin_seq = 0u64;
-    let mut admin_tx = |action: Action| {
-        admin_seq += 1;
-        tx::sign_body(
-            &pb::TxBody {
-                chain_id: chain.into(),
-                signer: Some(signer(pb::SignerKind::Member, "farm", &admin)),
-                sequence: admin_seq,
-                time_ms: now_ms(),
-                action: Some(action),
-            },
-            &admin,
-        )
-    };
-    let mut setup = Vec::new();
-    for (id, key) in &devices {
-        setup.push(admin_tx(Action::RegisterDevice(pb::RegisterDevice {
-            device_id: id.clone(),
-            scheme: pb::SignatureScheme::from(key.scheme()) as i32,
-            public_key: key.public_key(),
-            device_type: "logger".into(),
-        })));
-    }
-    let shipments: Vec<String> = devices
-        .chunks(10)
-        .enumerate()
-        .map(|(i, chunk)| {
-            let id = format!("urn:epc:id:sscc:4012345.{i:010}");
-            setup.push(admin_tx(Action::CreateShipment(pb::CreateShipment {
-                shipment_id: id.clone(),
-                products: vec![],
-                owner: String::new(),
-                policy: Some(pb::ColdChainPolicy {
-                    min_milli_c: 2_000,
-                    max_milli_c: 8_000,
-                    excursion_budget_minutes: 60,
-                    ..Default::default()
-                }),
-                origin_location: String::new(),
-                device_ids: chunk.iter().map(|(d, _)| d.clone()).collect(),
-            })));
-            id
-        })
-        .collect();
+    let devices = loadgen::devices(args.devices, &args.scheme);
+    let (setup, shipments) = loadgen::setup(chain, "farm", &admin, &devices, now_ms());
     let last_setup = blake3::hash(&setup.last().map(|t| t.body.clone()).unwrap_or_default())
         .as_bytes()
         .to_vec();
@@ -190,36 +122,17 @@ async fn main() -> anyhow::Result<()> {
     // Each client owns a set of devices and sends their readings in sequence order,
     // as devices do; readings of one device never race each other.
     let clients = args.clients.clamp(1, args.devices);
-    let per_device = args.readings.div_ceil(args.devices);
-    let t0 = now_ms() - per_device as i64 * 1_000 - 10_000;
     let signing = Instant::now();
-    let mut streams: Vec<Vec<pb::SignedTx>> = vec![Vec::new(); clients];
-    let mut signed = 0usize;
-    'outer: for k in 0..per_device {
-        for (d, (id, key)) in devices.iter().enumerate() {
-            if signed == args.readings {
-                break 'outer;
-            }
-            let at = t0 + k as i64 * 1_000;
-            streams[d % clients].push(tx::sign_body(
-                &pb::TxBody {
-                    chain_id: chain.into(),
-                    signer: Some(signer(pb::SignerKind::Device, id, key)),
-                    sequence: k as u64 + 1,
-                    time_ms: at,
-                    action: Some(Action::SensorReport(pb::SensorReport {
-                        shipment_id: shipments[d / 10].clone(),
-                        observed_at_ms: at,
-                        temperature_milli_c: 4_000 + ((k * 7 + d) % 30) as i32 * 100,
-                        humidity_permille: Some(800),
-                        location: None,
-                    })),
-                },
-                key,
-            ));
-            signed += 1;
-        }
-    }
+    let streams = loadgen::readings(
+        chain,
+        &devices,
+        &shipments,
+        args.readings,
+        clients,
+        1_000,
+        now_ms() - 10_000,
+    );
+    let signed: usize = streams.iter().map(Vec::len).sum();
     eprintln!(
         "pre-signed {signed} readings from {} devices ({}) in {:.1} s",
         args.devices,

@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod epcis;
 pub mod genesis;
 pub mod ledger;
+pub mod loadgen;
 pub mod mempool;
 pub mod merkle;
 pub mod node;

@@ -19,13 +19,10 @@ use anyhow::bail;
 use prost::Message;
 use serde_json::json;
 use tonic::transport::Channel;
-use tracechain_proto::v1::{self as pb, ledger_client::LedgerClient, tx_body::Action};
+use tracechain_proto::v1::{self as pb, ledger_client::LedgerClient};
 
 use super::{devnet, output};
-use crate::{
-    crypto::{KeyFile, Scheme, SecretKey},
-    tx,
-};
+use crate::{crypto::KeyFile, loadgen};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct BenchArgs {
@@ -64,15 +61,6 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn signer(kind: pb::SignerKind, id: &str, key: &SecretKey) -> pb::Signer {
-    pb::Signer {
-        kind: kind as i32,
-        id: id.into(),
-        scheme: pb::SignatureScheme::from(key.scheme()) as i32,
-        public_key: key.public_key(),
-    }
 }
 
 /// CPU seconds (user + system) and peak RSS in bytes of a process, from /proc.
@@ -125,63 +113,8 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
 
     // ---- setup (not measured): devices and shipments ----
     let admin = KeyFile::load(&dir.join("keys/farm.admin.json"))?.secret_key()?;
-    let mut seq = 0u64;
-    let mut admin_tx = |action: Action| {
-        seq += 1;
-        tx::sign_body(
-            &pb::TxBody {
-                chain_id: CHAIN.into(),
-                signer: Some(signer(pb::SignerKind::Member, "farm", &admin)),
-                sequence: seq,
-                time_ms: now_ms(),
-                action: Some(action),
-            },
-            &admin,
-        )
-    };
-    let devices: Vec<(String, SecretKey)> = (0..a.devices)
-        .map(|i| {
-            let scheme = match a.scheme.as_str() {
-                "p256" => Scheme::P256,
-                "mixed" if i % 2 == 1 => Scheme::P256,
-                _ => Scheme::Ed25519,
-            };
-            (
-                format!("urn:epc:id:giai:4012345.{i}"),
-                SecretKey::generate(scheme),
-            )
-        })
-        .collect();
-    let mut setup = Vec::new();
-    for (id, key) in &devices {
-        setup.push(admin_tx(Action::RegisterDevice(pb::RegisterDevice {
-            device_id: id.clone(),
-            scheme: pb::SignatureScheme::from(key.scheme()) as i32,
-            public_key: key.public_key(),
-            device_type: "logger".into(),
-        })));
-    }
-    let shipments: Vec<String> = devices
-        .chunks(10)
-        .enumerate()
-        .map(|(i, chunk)| {
-            let id = format!("urn:epc:id:sscc:4012345.{i:010}");
-            setup.push(admin_tx(Action::CreateShipment(pb::CreateShipment {
-                shipment_id: id.clone(),
-                products: vec![],
-                owner: String::new(),
-                policy: Some(pb::ColdChainPolicy {
-                    min_milli_c: 2_000,
-                    max_milli_c: 8_000,
-                    excursion_budget_minutes: 60,
-                    ..Default::default()
-                }),
-                origin_location: String::new(),
-                device_ids: chunk.iter().map(|(d, _)| d.clone()).collect(),
-            })));
-            id
-        })
-        .collect();
+    let devices = loadgen::devices(a.devices, &a.scheme);
+    let (setup, shipments) = loadgen::setup(CHAIN, "farm", &admin, &devices, now_ms());
     let last = setup.last().map(|t| t.body.clone()).unwrap_or_default();
     for chunk in setup.chunks(2_000) {
         clients[0]
@@ -213,37 +146,18 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
     } else {
         a.max_events
     };
-    let per_device = total.div_ceil(a.devices);
-    let t0 = now_ms() - per_device as i64 * 100 - 60_000;
     let signing = Instant::now();
-    // streams[node] = readings for the devices that node serves, in round order.
-    let mut streams: Vec<Vec<pb::SignedTx>> = vec![Vec::new(); 4];
-    let mut signed = 0;
-    'outer: for k in 0..per_device {
-        for (d, (id, key)) in devices.iter().enumerate() {
-            if signed == total {
-                break 'outer;
-            }
-            let at = t0 + k as i64 * 100;
-            streams[d % 4].push(tx::sign_body(
-                &pb::TxBody {
-                    chain_id: CHAIN.into(),
-                    signer: Some(signer(pb::SignerKind::Device, id, key)),
-                    sequence: k as u64 + 1,
-                    time_ms: at,
-                    action: Some(Action::SensorReport(pb::SensorReport {
-                        shipment_id: shipments[d / 10].clone(),
-                        observed_at_ms: at,
-                        temperature_milli_c: 4_000 + ((k * 7 + d) % 30) as i32 * 100,
-                        humidity_permille: None,
-                        location: None,
-                    })),
-                },
-                key,
-            ));
-            signed += 1;
-        }
-    }
+    // Stream n goes to node n: a device always talks to the same node.
+    let streams = loadgen::readings(
+        CHAIN,
+        &devices,
+        &shipments,
+        total,
+        4,
+        100,
+        now_ms() - 60_000,
+    );
+    let signed: usize = streams.iter().map(Vec::len).sum();
     eprintln!(
         "signed {signed} readings ({}) in {:.1} s",
         a.scheme,
