@@ -1,84 +1,14 @@
 //! The audit commands end to end: a real node, `tracechain audit export`, the node
 //! stopped, then `tracechain audit verify` offline — and a tampered bundle refused.
 
-use std::{
-    io::{BufRead, BufReader},
-    path::Path,
-    process::{Child, Command, Output, Stdio},
-};
+use std::path::Path;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tracechain");
+mod common;
+
+use common::{cli, now_ms, run, start_node};
+
 const SHIPMENT: &str = "urn:epc:id:sscc:4012345.0000000077";
 const DEVICE: &str = "urn:epc:id:giai:4012345.901";
-
-struct NodeProcess(Child);
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run tracechain")
-}
-
-fn cli(dir: &Path, args: &[&str]) -> String {
-    let out = run(dir, args);
-    assert!(
-        out.status.success(),
-        "tracechain {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn start_node(dir: &Path) -> (NodeProcess, String) {
-    let mut child = Command::new(BIN)
-        .current_dir(dir)
-        .args([
-            "run",
-            "--genesis",
-            "net/genesis.toml",
-            "--node-key",
-            "net/keys/farm.node.json",
-            "--data-dir",
-            "data",
-            "--listen",
-            "127.0.0.1:0",
-            "--block-interval-ms",
-            "50",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start node");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read banner");
-    assert!(line.contains("listening on"), "unexpected banner {line:?}");
-    let addr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    (NodeProcess(child), format!("http://{addr}"))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 fn submit(dir: &Path, url: &str, key: &str, action: &[&str]) {
     let mut args = vec!["--json", "submit", "--node", url, "--key", key];
@@ -122,7 +52,8 @@ fn export_then_verify_offline_and_refuse_a_tampered_bundle() {
             "device.json",
         ],
     );
-    let (node, url) = start_node(dir);
+    let node = start_node(dir);
+    let url = node.url.clone();
     let farm = "net/keys/farm.admin.json";
     submit(
         dir,

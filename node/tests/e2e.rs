@@ -2,12 +2,14 @@
 //! through its gRPC API and its CLI, killed with SIGKILL and restarted.
 
 use std::{
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     time::Duration,
 };
 
+mod common;
+
+use common::{BIN, cli, client, now_ms, start_node, start_node_with};
 use prost::Message;
 use tonic::{Code, transport::Channel};
 use tracechain_node::{
@@ -16,95 +18,8 @@ use tracechain_node::{
 };
 use tracechain_proto::v1::{self as pb, ledger_client::LedgerClient, tx_body::Action};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tracechain");
 const SHIPMENT: &str = "urn:epc:id:sscc:4012345.0000000042";
 const DEVICE: &str = "urn:epc:id:giai:4012345.777";
-
-/// A node process, killed when dropped.
-struct NodeProcess {
-    child: Child,
-    url: String,
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn cli(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run tracechain");
-    assert!(
-        out.status.success(),
-        "tracechain {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn start_node(dir: &Path) -> NodeProcess {
-    start_node_with(
-        dir,
-        &[
-            "--genesis",
-            "net/genesis.toml",
-            "--node-key",
-            "net/keys/farm.node.json",
-        ],
-    )
-}
-
-/// Starts `tracechain run` with `args`, on the test's data directory and a free port.
-fn start_node_with(dir: &Path, args: &[&str]) -> NodeProcess {
-    let mut child = Command::new(BIN)
-        .current_dir(dir)
-        .arg("run")
-        .args(args)
-        .args([
-            "--data-dir",
-            "data",
-            "--listen",
-            "127.0.0.1:0",
-            "--block-interval-ms",
-            "50",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start node");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read banner");
-    let addr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .expect("address in banner")
-        .to_string();
-    assert!(line.contains("listening on"), "unexpected banner {line:?}");
-    NodeProcess {
-        child,
-        url: format!("http://{addr}"),
-    }
-}
-
-async fn client(url: &str) -> LedgerClient<Channel> {
-    for _ in 0..100 {
-        if let Ok(c) = LedgerClient::connect(url.to_string()).await {
-            return c;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("node at {url} did not come up");
-}
 
 fn setup() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -200,13 +115,6 @@ fn negate_s(s: &[u8]) -> [u8; 32] {
         out[i] = d as u8;
     }
     out
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64
 }
 
 async fn wait_committed(c: &mut LedgerClient<Channel>, id: &[u8]) -> pb::GetTxResponse {

@@ -3,80 +3,16 @@
 //! names; a document with bad events imports nothing; the audit bundle of the shipment
 //! still verifies offline with the imported events in it.
 
-use std::{
-    io::{BufRead, BufReader},
-    path::Path,
-    process::{Child, Command, Output, Stdio},
-};
+use std::path::Path;
 
 use tracechain_proto::v1::{self as pb, ledger_client::LedgerClient};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tracechain");
 /// The SSCC that tests/fixtures/epcis/own/cold_chain.json talks about.
+mod common;
+
+use common::{cli, run, start_node};
+
 const SSCC: &str = "urn:epc:id:sscc:4012345.0000000099";
-
-struct NodeProcess(Child);
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run tracechain")
-}
-
-fn cli(dir: &Path, args: &[&str]) -> String {
-    let out = run(dir, args);
-    assert!(
-        out.status.success(),
-        "tracechain {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn start_node(dir: &Path) -> (NodeProcess, String) {
-    let mut child = Command::new(BIN)
-        .current_dir(dir)
-        .args([
-            "run",
-            "--genesis",
-            "net/genesis.toml",
-            "--node-key",
-            "net/keys/farm.node.json",
-            "--data-dir",
-            "data",
-            "--listen",
-            "127.0.0.1:0",
-            "--block-interval-ms",
-            "50",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start node");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read banner");
-    assert!(line.contains("listening on"), "unexpected banner {line:?}");
-    let addr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    (NodeProcess(child), format!("http://{addr}"))
-}
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -106,7 +42,8 @@ async fn import_records_events_under_the_shipment_and_rejects_bad_documents_whol
             "net",
         ],
     );
-    let (node, url) = start_node(dir);
+    let node = start_node(dir);
+    let url = node.url.clone();
     let farm = "net/keys/farm.admin.json";
     cli(
         dir,

@@ -166,3 +166,102 @@ pub async fn exactly_once(
         }
     }
 }
+
+// ---- the tracechain binary --------------------------------------------------------
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_tracechain");
+
+/// A `tracechain run` process, killed when dropped.
+pub struct NodeProcess {
+    /// The process.
+    pub child: std::process::Child,
+    /// Its gRPC endpoint.
+    pub url: String,
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `tracechain ARGS` in `dir`.
+pub fn run(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run tracechain")
+}
+
+/// Runs `tracechain ARGS` in `dir`, which must succeed; returns its stdout.
+pub fn cli(dir: &Path, args: &[&str]) -> String {
+    let out = run(dir, args);
+    assert!(
+        out.status.success(),
+        "tracechain {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Starts farm's node of the consortium in `dir/net` (genesis and keys from
+/// `tracechain genesis`).
+pub fn start_node(dir: &Path) -> NodeProcess {
+    start_node_with(
+        dir,
+        &[
+            "--genesis",
+            "net/genesis.toml",
+            "--node-key",
+            "net/keys/farm.node.json",
+        ],
+    )
+}
+
+/// Starts `tracechain run ARGS` on `dir/data` and a free port; waits for its banner.
+pub fn start_node_with(dir: &Path, args: &[&str]) -> NodeProcess {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(BIN)
+        .current_dir(dir)
+        .arg("run")
+        .args(args)
+        .args([
+            "--data-dir",
+            "data",
+            "--listen",
+            "127.0.0.1:0",
+            "--block-interval-ms",
+            "50",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("start node");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read banner");
+    assert!(line.contains("listening on"), "unexpected banner {line:?}");
+    let addr = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    NodeProcess {
+        child,
+        url: format!("http://{addr}"),
+    }
+}
+
+/// Wall clock, unix ms.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
