@@ -9,7 +9,7 @@
 //! proposal that was checked is kept, so a committed block is never executed twice.
 //!
 //! Wire formats: consensus messages and persisted state through [`crate::wire`]; block
-//! sync answers are `BlockRange`; transactions are gossiped as encoded `SignedTx`.
+//! sync answers are `BlockRange`; transactions are gossiped in batches, as `TxGossip`.
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
@@ -36,12 +36,24 @@ use crate::{
 
 /// Key of the persisted consensus state in the store's consensus column family.
 const STATE_KEY: &[u8] = b"replica-state";
+/// Largest direct consensus message (and gossip message) a node sends or reads. A
+/// proposal carries its block, so this must hold the largest block any member may
+/// propose ([`crate::node::MAX_BLOCK_BYTES`] of transactions plus their framing, the
+/// header and the signature); it is fixed, not configured, so that every member reads
+/// what any other may send.
+const MAX_NETWORK_MESSAGE_BYTES: usize = 20 * 1024 * 1024;
+/// Largest block-sync answer: at least one whole block with its certificate.
+const MAX_SYNC_RESPONSE_BYTES: usize = 24 * 1024 * 1024;
 /// Most blocks served in one block-sync answer.
 const MAX_SYNC_BLOCKS: u64 = 64;
 /// Most bytes served in one block-sync answer (the p2p response limit is 16 MiB).
 const MAX_SYNC_BYTES: usize = 12 * 1024 * 1024;
 /// Checked proposals kept for their commit.
 const MAX_CHECKED: usize = 16;
+/// Admitted batches waiting for the driver (each one submission or gossip message).
+const ADMITTED_QUEUE: usize = 256;
+/// Target size of one gossip message of transactions (the p2p limit is 1 MiB).
+const GOSSIP_BATCH_BYTES: usize = 256 * 1024;
 
 /// Why the consortium driver cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -170,13 +182,15 @@ pub async fn run(node: Node, shutdown: watch::Receiver<bool>) -> Result<(), Cons
         })
         .collect::<Result<_, ConsortiumError>>()?;
     let topic = format!("tracechain/{}/txs", genesis.chain_id());
-    let net_config = NetworkConfig::new(
+    let mut net_config = NetworkConfig::new(
         shared.node_key.to_bytes(),
         listen,
         peers,
         shared.config.observers.clone(),
         topic,
     );
+    net_config.max_message_bytes = MAX_NETWORK_MESSAGE_BYTES;
+    net_config.max_response_bytes = MAX_SYNC_RESPONSE_BYTES;
     let (net, events) = tracechain_p2p::spawn(net_config)?;
     let result = if shared.config.observer {
         follow(node, net.clone(), events, shutdown).await
@@ -229,7 +243,7 @@ async fn replicate(
     }
     .map_err(|e| ConsortiumError::Consensus(e.to_string()))?;
 
-    let (admitted_tx, mut admitted_rx) = mpsc::channel::<Admitted>(4_096);
+    let (admitted_tx, mut admitted_rx) = mpsc::channel::<Admitted>(ADMITTED_QUEUE);
     if shared.admitted.set(admitted_tx).is_err() {
         return Err(ConsortiumError::Config(
             "the consortium driver is already running".into(),
@@ -296,7 +310,7 @@ async fn follow(
         .validator_members()
         .map(|m| tracechain_p2p::peer_id_from_public_key(&m.node_key.to_bytes()))
         .collect::<Result<_, _>>()?;
-    let (admitted_tx, mut admitted_rx) = mpsc::channel::<Admitted>(4_096);
+    let (admitted_tx, mut admitted_rx) = mpsc::channel::<Admitted>(ADMITTED_QUEUE);
     if shared.admitted.set(admitted_tx).is_err() {
         return Err(ConsortiumError::Config(
             "the consortium driver is already running".into(),
@@ -318,7 +332,7 @@ async fn follow(
             }
             Some(a) = admitted_rx.recv() => {
                 if a.origin == Origin::Client {
-                    let _ = net.publish_tx(a.signed.encode_to_vec()).await;
+                    gossip(&net, &a.txs).await;
                 }
             }
             _ = tick.tick() => {
@@ -370,6 +384,33 @@ async fn pull(node: &Node, net: &NetworkHandle, peer: PeerId) -> Result<usize, S
     Ok(committed)
 }
 
+/// Gossips transactions in messages of about [`GOSSIP_BATCH_BYTES`].
+async fn gossip(net: &NetworkHandle, txs: &[(TxId, pb::SignedTx)]) {
+    let mut message = pb::TxGossip::default();
+    let mut bytes = 0;
+    for (_, tx) in txs {
+        let len = tx.encoded_len();
+        if bytes + len > GOSSIP_BATCH_BYTES && !message.txs.is_empty() {
+            publish(net, std::mem::take(&mut message)).await;
+            bytes = 0;
+        }
+        bytes += len + 4;
+        message.txs.push(tx.clone());
+    }
+    if !message.txs.is_empty() {
+        publish(net, message).await;
+    }
+}
+
+async fn publish(net: &NetworkHandle, message: pb::TxGossip) {
+    match net.publish_tx(message.encode_to_vec()).await {
+        Ok(()) | Err(tracechain_p2p::NetworkError::NoGossipPeers) => {}
+        // The transactions stay in our mempool and are proposed from there when this
+        // node leads; otherwise a view change brings them in (censorship timer).
+        Err(e) => tracing::warn!(txs = message.txs.len(), error = %e, "gossip failed"),
+    }
+}
+
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -411,11 +452,17 @@ impl Driver {
     /// Feeds one input and carries out the outputs, in order; inputs produced while
     /// carrying them out are fed after.
     async fn feed(&mut self, input: Input) {
-        let mut inputs = VecDeque::from([input]);
-        while let Some(input) = inputs.pop_front() {
-            for output in self.replica.handle(input) {
-                self.carry_out(output).await;
-            }
+        let (view, mode) = (self.replica.view(), self.replica.mode());
+        for output in self.replica.handle(input) {
+            self.carry_out(output).await;
+        }
+        if (view, mode) != (self.replica.view(), self.replica.mode()) {
+            tracing::info!(
+                view = self.replica.view(),
+                mode = ?self.replica.mode(),
+                height = self.replica.committed_height() + 1,
+                "consensus view"
+            );
         }
     }
 
@@ -424,7 +471,9 @@ impl Driver {
             Output::Persist(state) => self.persist(&state).await,
             Output::Send { to, message } => self.send(to, &message).await,
             Output::Broadcast(message) => {
-                let _ = self.net.broadcast(wire::encode_message(&message)).await;
+                if let Err(e) = self.net.broadcast(wire::encode_message(&message)).await {
+                    tracing::warn!(error = %e, "consensus broadcast failed");
+                }
             }
             Output::Commit { block, certificate } => {
                 self.committing.push_back((block, certificate));
@@ -488,14 +537,14 @@ impl Driver {
                     Err(e) => tracing::warn!(%from, error = %e, "malformed consensus message"),
                 }
             }
-            NetworkEvent::Tx { from, bytes } => match pb::SignedTx::decode(bytes.as_slice()) {
-                Ok(tx) => {
+            NetworkEvent::Tx { from, bytes } => match pb::TxGossip::decode(bytes.as_slice()) {
+                Ok(message) => {
                     let node = self.node.clone();
                     tokio::spawn(async move {
-                        node.submit_from(Origin::Peer, vec![tx]).await;
+                        node.submit_from(Origin::Peer, message.txs).await;
                     });
                 }
-                Err(e) => tracing::warn!(%from, error = %e, "malformed gossiped transaction"),
+                Err(e) => tracing::warn!(%from, error = %e, "malformed transaction gossip"),
             },
             NetworkEvent::BlockRequest {
                 from_height,
@@ -514,9 +563,11 @@ impl Driver {
 
     async fn handle_admitted(&mut self, a: Admitted) {
         if a.origin == Origin::Client {
-            let _ = self.net.publish_tx(a.signed.encode_to_vec()).await;
+            gossip(&self.net, &a.txs).await;
         }
-        self.feed(Input::TxSeen(a.id.0)).await;
+        for (id, _) in &a.txs {
+            self.feed(Input::TxSeen(id.0)).await;
+        }
         if self.owed_proposal.is_some() {
             let full = self
                 .node

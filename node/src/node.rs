@@ -27,6 +27,13 @@ use crate::{
     tx::{self, CheckedTx, SignerKind, TxError, TxId},
 };
 
+/// Most transactions a block may hold, whatever the configuration says: with
+/// [`MAX_BLOCK_BYTES`] it bounds a proposal, which must fit every member's network
+/// message limit (`consortium`).
+pub const MAX_BLOCK_TXS: usize = 50_000;
+/// Most bytes of transactions a block may hold.
+pub const MAX_BLOCK_BYTES: usize = 16 * 1024 * 1024;
+
 /// Node settings.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -36,9 +43,9 @@ pub struct NodeConfig {
     pub member_id: String,
     /// Longest wait between the first pending transaction and its block.
     pub block_interval: Duration,
-    /// Most transactions in one block.
+    /// Most transactions in one block (at most [`MAX_BLOCK_TXS`]).
     pub max_block_txs: usize,
-    /// Most bytes of transactions in one block.
+    /// Most bytes of transactions in one block (at most [`MAX_BLOCK_BYTES`]).
     pub max_block_bytes: usize,
     /// Mempool bound, transactions.
     pub mempool_max_txs: usize,
@@ -60,7 +67,7 @@ impl NodeConfig {
             member_id,
             block_interval: Duration::from_millis(200),
             max_block_txs: 10_000,
-            max_block_bytes: 16 * 1024 * 1024,
+            max_block_bytes: MAX_BLOCK_BYTES,
             mempool_max_txs: 200_000,
             mempool_max_bytes: 256 * 1024 * 1024,
             observers: Vec::new(),
@@ -107,6 +114,9 @@ pub enum AdmissionError {
         /// The bound that was hit.
         capacity: usize,
     },
+    /// The node cannot pass more transactions to the consortium right now: retry later.
+    #[error("the node is overloaded (its consortium queue is full); retry later")]
+    Overloaded,
     /// A local fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -119,7 +129,9 @@ impl AdmissionError {
             AdmissionError::Invalid(_) => tonic::Code::InvalidArgument,
             AdmissionError::Duplicate { .. } => tonic::Code::AlreadyExists,
             AdmissionError::Stale(_) => tonic::Code::FailedPrecondition,
-            AdmissionError::Full { .. } => tonic::Code::ResourceExhausted,
+            AdmissionError::Full { .. } | AdmissionError::Overloaded => {
+                tonic::Code::ResourceExhausted
+            }
             AdmissionError::Internal(_) => tonic::Code::Internal,
         }
     }
@@ -169,13 +181,17 @@ pub enum Origin {
     Peer,
 }
 
-/// A transaction that entered the mempool.
+/// Transactions that entered the mempool together (one submission, or one gossip
+/// message), announced to the consortium driver as one item.
 #[derive(Debug, Clone)]
 pub(crate) struct Admitted {
-    pub(crate) id: TxId,
-    pub(crate) signed: pb::SignedTx,
     pub(crate) origin: Origin,
+    pub(crate) txs: Vec<(TxId, pb::SignedTx)>,
 }
+
+/// How long a client's submission waits for room in the consortium driver's queue
+/// before it is answered RESOURCE_EXHAUSTED.
+const ANNOUNCE_WAIT: Duration = Duration::from_secs(2);
 
 /// A handle to the running node; cheap to clone.
 #[derive(Clone)]
@@ -207,6 +223,15 @@ impl Node {
         genesis: Genesis,
         node_key: SigningKey,
     ) -> Result<Self, StartError> {
+        if !(1..=MAX_BLOCK_TXS).contains(&config.max_block_txs)
+            || !(1..=MAX_BLOCK_BYTES).contains(&config.max_block_bytes)
+        {
+            return Err(StartError::Config(format!(
+                "a block holds 1..={MAX_BLOCK_TXS} transactions and 1..={MAX_BLOCK_BYTES} bytes \
+                 (configured: {} and {})",
+                config.max_block_txs, config.max_block_bytes
+            )));
+        }
         let replica = if config.observer {
             // An observer votes in nothing: its key must not be a validator's.
             if genesis
@@ -290,15 +315,49 @@ impl Node {
         origin: Origin,
         txs: Vec<pb::SignedTx>,
     ) -> Vec<Result<TxId, AdmissionError>> {
-        let shared = self.shared.clone();
         let n = txs.len();
+        // A client's transactions must be gossiped: wait (bounded) for room in the
+        // driver's queue before admitting them, so that a slow consortium slows its
+        // clients down instead of silently not gossiping. A peer's were gossiped already.
+        let permit = match (origin, self.shared.admitted.get()) {
+            (Origin::Client, Some(announce)) if n > 0 => {
+                match tokio::time::timeout(ANNOUNCE_WAIT, announce.reserve()).await {
+                    Ok(Ok(permit)) => Some(permit),
+                    Ok(Err(_)) => {
+                        return (0..n)
+                            .map(|_| Err(AdmissionError::Internal("the node is stopping".into())))
+                            .collect();
+                    }
+                    Err(_) => return (0..n).map(|_| Err(AdmissionError::Overloaded)).collect(),
+                }
+            }
+            _ => None,
+        };
+        let shared = self.shared.clone();
         let checked = blocking(move || {
             let chain_id = shared.genesis.chain_id().to_string();
             let mut out: Vec<Result<CheckedTx, AdmissionError>> = Vec::with_capacity(txs.len());
             let mut pending = Vec::new();
             let mut slots = Vec::new();
+            let mut decoded = Vec::with_capacity(txs.len());
             for t in txs {
-                match tx::decode(t, &chain_id) {
+                decoded.push(tx::decode(t, &chain_id));
+            }
+            // What is pending already is not checked again (a transaction submitted
+            // twice, or gossiped back): one short lock for the whole submission.
+            let already: Vec<bool> = {
+                let pool = lock(&shared.mempool);
+                decoded
+                    .iter()
+                    .map(|d| d.as_ref().is_ok_and(|u| pool.contains(&u.id())))
+                    .collect()
+            };
+            for (d, pending_already) in decoded.into_iter().zip(already) {
+                match d {
+                    Ok(u) if pending_already => out.push(Err(AdmissionError::Duplicate {
+                        id: u.id(),
+                        where_: "pending".into(),
+                    })),
                     Ok(u) => {
                         slots.push(out.len());
                         pending.push(u);
@@ -323,6 +382,7 @@ impl Node {
                     .collect();
             }
         };
+        let announcing = self.shared.admitted.get().is_some();
         let mut results = Vec::with_capacity(checked.len());
         let mut admitted = Vec::new();
         {
@@ -330,37 +390,39 @@ impl Node {
             for c in checked {
                 results.push(c.and_then(|c| {
                     let id = c.id;
-                    if self.shared.admitted.get().is_some() {
-                        admitted.push(Admitted {
-                            id,
-                            signed: c.signed.clone(),
-                            origin,
-                        });
-                    }
-                    pool.insert(Arc::new(c)).map(|()| id).map_err(|e| match e {
+                    let signed = announcing.then(|| c.signed.clone());
+                    pool.insert(Arc::new(c)).map_err(|e| match e {
                         MempoolError::Duplicate { id } => AdmissionError::Duplicate {
                             id,
                             where_: "pending".into(),
                         },
                         MempoolError::Full { capacity, .. } => AdmissionError::Full { capacity },
-                    })
+                    })?;
+                    admitted.extend(signed.map(|signed| (id, signed)));
+                    Ok(id)
                 }));
             }
         }
         if results.iter().any(Result::is_ok) {
             self.shared.tx_ready.notify_one();
         }
-        if let Some(announce) = self.shared.admitted.get() {
-            let accepted: std::collections::BTreeSet<TxId> = results
-                .iter()
-                .filter_map(|r| r.as_ref().ok().copied())
-                .collect();
-            for a in admitted.into_iter().filter(|a| accepted.contains(&a.id)) {
-                // Bounded: if the driver is behind, gossip of this one is skipped; the
-                // transaction is still in the mempool and will be proposed.
-                if announce.try_send(a).is_err() {
-                    tracing::warn!("consortium driver is behind; a transaction was not announced");
+        if !admitted.is_empty() {
+            let batch = Admitted {
+                origin,
+                txs: admitted,
+            };
+            match (permit, self.shared.admitted.get()) {
+                (Some(permit), _) => permit.send(batch),
+                (None, Some(announce)) => {
+                    // A peer's transactions: gossip spread them already; only the
+                    // censorship timer misses them if the driver is behind.
+                    if announce.try_send(batch).is_err() {
+                        tracing::debug!(
+                            "consortium driver is behind; gossiped transactions not tracked"
+                        );
+                    }
                 }
+                (None, None) => {}
             }
         }
         results
@@ -822,6 +884,63 @@ mod tests {
                 reopened.state_commitment
             ),
             (status.height, status.head_hash, status.state_commitment)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_overloaded_consortium_queue_refuses_clients_and_admits_nothing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (node, admin) = setup(dir.path(), 100);
+        // A driver that takes one batch and then falls behind.
+        let (announce, mut driver) = mpsc::channel::<Admitted>(1);
+        node.shared.admitted.set(announce).expect("first driver");
+        let first = node
+            .submit(vec![register(&admin, 1), register(&admin, 2)])
+            .await;
+        assert!(first.iter().all(Result::is_ok), "{first:?}");
+        let started = std::time::Instant::now();
+        let second = node.submit(vec![register(&admin, 3)]).await;
+        let e = second[0].as_ref().expect_err("the queue is full");
+        assert!(matches!(e, AdmissionError::Overloaded), "{e}");
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            started.elapsed() >= ANNOUNCE_WAIT,
+            "it waited for room first"
+        );
+        assert_eq!(
+            node.status().await.mempool_size,
+            2,
+            "nothing refused was admitted"
+        );
+        // A peer's gossip is admitted anyway (it was spread already).
+        let peer = node
+            .submit_from(Origin::Peer, vec![register(&admin, 4)])
+            .await;
+        assert!(peer[0].is_ok(), "{peer:?}");
+        // The first submission was announced as one batch, with its transactions.
+        let batch = driver.recv().await.expect("announced");
+        assert_eq!(batch.origin, Origin::Client);
+        assert_eq!(batch.txs.len(), 2);
+        // With room again, the client's transaction goes in.
+        let third = node.submit(vec![register(&admin, 3)]).await;
+        assert!(third[0].is_ok(), "{third:?}");
+        assert_eq!(node.status().await.mempool_size, 4);
+    }
+
+    #[tokio::test]
+    async fn a_pending_transaction_is_not_checked_twice() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (node, admin) = setup(dir.path(), 100);
+        let tx = register(&admin, 1);
+        assert!(node.submit(vec![tx.clone()]).await[0].is_ok());
+        // Same body, signature garbled: refused as a duplicate of what is pending,
+        // without a signature check.
+        let mut garbled = tx;
+        garbled.signature[5] ^= 1;
+        let again = node.submit(vec![garbled]).await;
+        assert!(
+            matches!(again[0], Err(AdmissionError::Duplicate { .. })),
+            "{again:?}"
         );
     }
 }
