@@ -90,6 +90,32 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// Admission checks (decode and signature, batched as the node does) per second on one
+/// core, over up to 4,096 of the load's own transactions, for at least a second.
+fn check_rate_per_core(sample: &[pb::SignedTx]) -> f64 {
+    let sample = &sample[..sample.len().min(4_096)];
+    if sample.is_empty() {
+        return 0.0;
+    }
+    let Ok(pool) = rayon::ThreadPoolBuilder::new().num_threads(1).build() else {
+        return 0.0;
+    };
+    let started = Instant::now();
+    let mut checked = 0usize;
+    while started.elapsed() < Duration::from_secs(1) {
+        let unverified: Vec<_> = sample
+            .iter()
+            .filter_map(|t| crate::tx::decode(t.clone(), CHAIN).ok())
+            .collect();
+        checked += pool
+            .install(|| crate::tx::verify_all(unverified))
+            .iter()
+            .filter(|r| r.is_ok())
+            .count();
+    }
+    checked as f64 / started.elapsed().as_secs_f64()
+}
+
 pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
     let temp = tempfile::TempDir::new()?;
     let dir = a.dir.clone().unwrap_or_else(|| temp.path().to_path_buf());
@@ -162,6 +188,15 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
         "signed {signed} readings ({}) in {:.1} s",
         a.scheme,
         signing.elapsed().as_secs_f64()
+    );
+    // The ceiling: every node checks every signature once, so the consortium cannot
+    // commit more than cores × (checks per second per core) ÷ nodes.
+    let check_rate = check_rate_per_core(&streams[0]);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let ceiling = cores as f64 * check_rate / 4.0;
+    eprintln!(
+        "admission checks (decode + signature) on one core: {check_rate:.0}/s; \
+         ceiling {cores} cores × {check_rate:.0} ÷ 4 nodes = {ceiling:.0} events/s"
     );
 
     // ---- measured window ----
@@ -345,15 +380,20 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
     };
     let sizes: Vec<f64> = block_sizes.iter().map(|&s| s as f64).collect();
     let ivs: Vec<f64> = intervals.iter().map(|&i| i as f64).collect();
+    let rate = committed as f64 / elapsed;
     let report = json!({
         "scheme": a.scheme,
+        "check_rate_per_core": check_rate,
+        "cores": cores,
+        "ceiling_events_per_second": ceiling,
+        "fraction_of_ceiling": rate / ceiling.max(1.0),
         "target_rate": a.rate,
         "duration_s": a.duration,
         "devices": a.devices,
         "committed": committed,
         "refused_at_admission": refused,
         "uncommitted_after_drain": submitted.len(),
-        "committed_per_second": committed as f64 / elapsed,
+        "committed_per_second": rate,
         "latency_ms": {
             "p50": percentile(&latencies, 0.50),
             "p95": percentile(&latencies, 0.95),
@@ -371,7 +411,11 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
     });
     println!("| metric | value |");
     println!("|---|---|");
-    println!("| committed events/s | {:.0} |", committed as f64 / elapsed);
+    println!("| committed events/s | {rate:.0} |");
+    println!(
+        "| ceiling ({cores} cores × {check_rate:.0} checks/s ÷ 4 nodes), fraction | {ceiling:.0}, {:.0} % |",
+        100.0 * rate / ceiling.max(1.0)
+    );
     println!(
         "| committed / refused / uncommitted | {committed} / {refused} / {} |",
         submitted.len()
