@@ -118,6 +118,14 @@ pub(crate) fn cf_descriptors(config: &StoreConfig, cache: &Cache) -> Vec<ColumnF
             opts.set_compression_type(DBCompressionType::Lz4);
             opts.set_block_based_table_factory(&table);
             opts.set_write_buffer_size(config.write_buffer_bytes);
+            if cf.point_lookups() {
+                // A bloom filter over the memtable too: most point reads on the hot path
+                // ask for a key that is absent ("is this tx id committed?"), and without
+                // it each one walks the memtable's skip list (the profile in
+                // docs/PERFORMANCE.md showed this at ~10% of a node's CPU).
+                opts.set_memtable_whole_key_filtering(true);
+                opts.set_memtable_prefix_bloom_ratio(0.05);
+            }
             ColumnFamilyDescriptor::new(cf.name(), opts)
         })
         .collect()
