@@ -4,29 +4,25 @@
 //! is denied before any other behaviour sees it (the derive asks each field in order and stops
 //! at the first denial).
 
-use std::time::Duration;
-
 use libp2p::allow_block_list::{self, AllowedPeers};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{
-    Swarm, SwarmBuilder, connection_limits, gossipsub, identify, identity, noise, tcp, yamux,
-};
+use libp2p::{Swarm, SwarmBuilder, connection_limits, identify, identity, noise, tcp, yamux};
 
-use crate::codec::{CONSENSUS_PROTOCOL, ConsensusCodec, SYNC_PROTOCOL, SyncCodec};
+use crate::codec::{CONSENSUS_PROTOCOL, MessageCodec, SYNC_PROTOCOL, SyncCodec, TXS_PROTOCOL};
 use crate::config::NetworkConfig;
 use crate::error::NetworkError;
 use crate::roster::Roster;
 
-/// Room for gossipsub's envelope (signature, key, topic, sequence number) around a payload.
-const GOSSIP_ENVELOPE_BYTES: usize = 4096;
 /// Unauthenticated inbound connections in their handshake at once (limits a connection flood
 /// from outsiders, who are refused only once noise reveals their key).
 const MAX_PENDING_INCOMING: u32 = 64;
 /// Connections per peer: two members may dial each other at the same moment, and a restarted
 /// peer may briefly overlap with its old connection.
 const MAX_CONNECTIONS_PER_PEER: u32 = 4;
-/// Concurrent inbound or outbound streams per request-response protocol and connection.
+/// Concurrent inbound or outbound streams per request-response protocol and connection
+/// (transactions and consensus messages have separate budgets, so a burst of pushes cannot
+/// take the streams consensus needs).
 const MAX_CONCURRENT_STREAMS: usize = 64;
 
 /// Everything the node speaks.
@@ -35,8 +31,8 @@ pub(crate) struct Behaviour {
     pub allowed: allow_block_list::Behaviour<AllowedPeers>,
     pub limits: connection_limits::Behaviour,
     pub identify: identify::Behaviour,
-    pub gossipsub: gossipsub::Behaviour,
-    pub consensus: request_response::Behaviour<ConsensusCodec>,
+    pub txs: request_response::Behaviour<MessageCodec>,
+    pub consensus: request_response::Behaviour<MessageCodec>,
     pub sync: request_response::Behaviour<SyncCodec>,
 }
 
@@ -49,7 +45,7 @@ pub(crate) fn build_swarm(
     let build_error = |e: &dyn std::fmt::Display| NetworkError::Build {
         reason: e.to_string(),
     };
-    let behaviour = build_behaviour(&keypair, config, roster)?;
+    let behaviour = build_behaviour(&keypair, config, roster);
     let swarm = SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -69,7 +65,7 @@ fn build_behaviour(
     keypair: &identity::Keypair,
     config: &NetworkConfig,
     roster: &Roster,
-) -> Result<Behaviour, NetworkError> {
+) -> Behaviour {
     let mut allowed = allow_block_list::Behaviour::<AllowedPeers>::default();
     for peer in roster.peers() {
         allowed.allow_peer(*peer);
@@ -86,10 +82,16 @@ fn build_behaviour(
     let request_config = request_response::Config::default()
         .with_request_timeout(config.request_timeout)
         .with_max_concurrent_streams(MAX_CONCURRENT_STREAMS);
+    let message_codec = MessageCodec {
+        max_message_bytes: config.max_message_bytes,
+    };
+    let txs = request_response::Behaviour::with_codec(
+        message_codec.clone(),
+        [(TXS_PROTOCOL, ProtocolSupport::Full)],
+        request_config.clone(),
+    );
     let consensus = request_response::Behaviour::with_codec(
-        ConsensusCodec {
-            max_message_bytes: config.max_message_bytes,
-        },
+        message_codec,
         [(CONSENSUS_PROTOCOL, ProtocolSupport::Full)],
         request_config.clone(),
     );
@@ -100,46 +102,12 @@ fn build_behaviour(
         [(SYNC_PROTOCOL, ProtocolSupport::Full)],
         request_config,
     );
-    Ok(Behaviour {
+    Behaviour {
         allowed,
         limits,
         identify,
-        gossipsub: build_gossipsub(keypair, config)?,
+        txs,
         consensus,
         sync,
-    })
-}
-
-fn build_gossipsub(
-    keypair: &identity::Keypair,
-    config: &NetworkConfig,
-) -> Result<gossipsub::Behaviour, NetworkError> {
-    let gossip_config = gossipsub::ConfigBuilder::default()
-        // Every message is signed by its author and checked by every receiver.
-        .validation_mode(gossipsub::ValidationMode::Strict)
-        // The id is the payload's hash, so the same transaction published by two members is
-        // one message: delivered once, forwarded once.
-        .message_id_fn(|message: &gossipsub::Message| {
-            gossipsub::MessageId::from(blake3::hash(&message.data).as_bytes().to_vec())
-        })
-        // We check the author against the roster before a message is delivered or forwarded.
-        .validate_messages()
-        .allow_self_origin(false)
-        .max_transmit_size(
-            config
-                .max_message_bytes
-                .saturating_add(GOSSIP_ENVELOPE_BYTES),
-        )
-        .heartbeat_interval(Duration::from_millis(700))
-        .build()
-        .map_err(|e| NetworkError::Build {
-            reason: format!("gossipsub config: {e}"),
-        })?;
-    gossipsub::Behaviour::new(
-        gossipsub::MessageAuthenticity::Signed(keypair.clone()),
-        gossip_config,
-    )
-    .map_err(|e| NetworkError::Build {
-        reason: format!("gossipsub: {e}"),
-    })
+    }
 }

@@ -1,7 +1,8 @@
-//! Wire framing for the two request-response protocols. No serde: a few fixed bytes and
+//! Wire framing for the three request-response protocols. No serde: a few fixed bytes and
 //! length-prefixed frames, every read bounded before anything is allocated.
 //!
-//! - `/tracechain/consensus/1`: request = frame(message); response = one status byte.
+//! - `/tracechain/consensus/1` and `/tracechain/txs/1`: request = frame(message); response =
+//!   one status byte (both use `MessageCodec`).
 //! - `/tracechain/sync/1`: request = `from: u64 BE`, `to: u64 BE`; response = status byte, then
 //!   frame(blocks) when the status is OK.
 //!
@@ -19,6 +20,8 @@ use crate::error::Rejection;
 /// Direct consensus messages.
 pub(crate) const CONSENSUS_PROTOCOL: StreamProtocol =
     StreamProtocol::new("/tracechain/consensus/1");
+/// Transaction batches pushed to members.
+pub(crate) const TXS_PROTOCOL: StreamProtocol = StreamProtocol::new("/tracechain/txs/1");
 /// Block sync.
 pub(crate) const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/tracechain/sync/1");
 
@@ -97,19 +100,21 @@ async fn read_byte<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<u8> {
     Ok(byte[0])
 }
 
-/// Codec of `/tracechain/consensus/1`.
+/// Codec of `/tracechain/consensus/1` and `/tracechain/txs/1`: one bounded frame in, one
+/// status byte back. Each protocol has its own behaviour (and so its own stream budget).
 #[derive(Debug, Clone)]
-pub(crate) struct ConsensusCodec {
+pub(crate) struct MessageCodec {
     pub max_message_bytes: usize,
 }
 
-/// The answer to a direct consensus message: delivered to the node's queue, or refused.
-pub(crate) type ConsensusAck = Result<(), Rejection>;
+/// The answer to a consensus message or a transaction push: delivered to the node's queue, or
+/// refused.
+pub(crate) type MessageAck = Result<(), Rejection>;
 
-impl request_response::Codec for ConsensusCodec {
+impl request_response::Codec for MessageCodec {
     type Protocol = StreamProtocol;
     type Request = Vec<u8>;
-    type Response = ConsensusAck;
+    type Response = MessageAck;
 
     async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
     where
@@ -118,7 +123,7 @@ impl request_response::Codec for ConsensusCodec {
         read_frame(io, self.max_message_bytes).await
     }
 
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<ConsensusAck>
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<MessageAck>
     where
         T: AsyncRead + Unpin + Send,
     {
@@ -141,7 +146,7 @@ impl request_response::Codec for ConsensusCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        res: ConsensusAck,
+        res: MessageAck,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
@@ -302,24 +307,35 @@ mod tests {
     }
 
     #[test]
-    fn consensus_acks_round_trip_and_unknown_status_is_refused() {
-        let mut codec = ConsensusCodec {
+    fn message_acks_round_trip_and_unknown_status_is_refused() {
+        let mut codec = MessageCodec {
             max_message_bytes: 8,
         };
-        for ack in [
-            Ok(()),
-            Err(Rejection::NotAMember),
-            Err(Rejection::Unavailable),
-        ] {
+        // One codec for both protocols; the protocol name does not change the wire format.
+        for protocol in [CONSENSUS_PROTOCOL, TXS_PROTOCOL] {
             let mut wire = Cursor::new(Vec::new());
-            block_on(codec.write_response(&CONSENSUS_PROTOCOL, &mut wire, ack)).expect("write");
+            block_on(codec.write_request(&protocol, &mut wire, b"batch".to_vec())).expect("write");
             wire.set_position(0);
             assert_eq!(
-                block_on(codec.read_response(&CONSENSUS_PROTOCOL, &mut wire)).expect("read"),
-                ack
+                block_on(codec.read_request(&protocol, &mut wire)).expect("read"),
+                b"batch"
             );
+            for ack in [
+                Ok(()),
+                Err(Rejection::Busy),
+                Err(Rejection::NotAMember),
+                Err(Rejection::Unavailable),
+            ] {
+                let mut wire = Cursor::new(Vec::new());
+                block_on(codec.write_response(&protocol, &mut wire, ack)).expect("write");
+                wire.set_position(0);
+                assert_eq!(
+                    block_on(codec.read_response(&protocol, &mut wire)).expect("read"),
+                    ack
+                );
+            }
+            let mut wire = Cursor::new(vec![200u8]);
+            assert!(block_on(codec.read_response(&protocol, &mut wire)).is_err());
         }
-        let mut wire = Cursor::new(vec![200u8]);
-        assert!(block_on(codec.read_response(&CONSENSUS_PROTOCOL, &mut wire)).is_err());
     }
 }

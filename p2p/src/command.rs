@@ -12,9 +12,9 @@ pub(crate) enum Command {
     ListenAddrs {
         reply: oneshot::Sender<Vec<Multiaddr>>,
     },
-    PublishTx {
+    PushTxs {
         bytes: Vec<u8>,
-        reply: oneshot::Sender<Result<(), NetworkError>>,
+        reply: oneshot::Sender<Result<usize, NetworkError>>,
     },
     Send {
         to: PeerId,

@@ -1,5 +1,5 @@
 //! What the operator supplies to start the network: the node key, the listen address, the
-//! members (from the genesis) and observers, the gossip topic and every bound.
+//! members (from the genesis) and observers, and every bound.
 //!
 //! Defaults are chosen for a consortium of a handful of members on a LAN or WAN; tests shrink
 //! the timeouts. [`NetworkConfig::validate`] rejects values that would make a bound useless.
@@ -10,7 +10,7 @@ use libp2p::Multiaddr;
 
 use crate::error::NetworkError;
 
-/// Default limit for a transaction or a direct consensus message (1 MiB).
+/// Default limit for a transaction push or a direct consensus message (1 MiB).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 /// Default limit for one block-sync response (16 MiB).
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
@@ -35,20 +35,18 @@ pub struct NetworkConfig {
     pub listen: Multiaddr,
     /// The members. An entry with this node's own key is allowed and skipped.
     pub peers: Vec<PeerSpec>,
-    /// Public keys of observers: allowed to connect, receive gossip and ask for blocks, but not
-    /// to send consensus messages and never dialled by us.
+    /// Public keys of observers: allowed to connect, push transactions and ask for blocks, but
+    /// not to send consensus messages; never dialled by us and never pushed transactions.
     pub observers: Vec<[u8; 32]>,
-    /// The gossipsub topic for transactions, e.g. `tracechain/<chain_id>/txs`.
-    pub topic: String,
-    /// Largest transaction or direct consensus message, in bytes (enforced on send and on read).
+    /// Largest transaction push or direct consensus message, in bytes (enforced on send and on read).
     pub max_message_bytes: usize,
     /// Largest block-sync response, in bytes (enforced on send and on read).
     pub max_response_bytes: usize,
     /// How long an outbound request waits for its answer; also how long the node has to answer
     /// an inbound block request.
     pub request_timeout: Duration,
-    /// Capacity of the event channel. When it is full, gossip is dropped (and counted) and
-    /// direct messages and block requests are answered with [`crate::Rejection::Busy`].
+    /// Capacity of the event channel. When it is full, pushed transactions, direct messages and
+    /// block requests are answered with [`crate::Rejection::Busy`] (and counted).
     pub event_capacity: usize,
     /// Most inbound block requests waiting for the node's answer at once; more are refused busy.
     pub max_pending_block_requests: usize,
@@ -67,14 +65,12 @@ impl NetworkConfig {
         listen: Multiaddr,
         peers: Vec<PeerSpec>,
         observers: Vec<[u8; 32]>,
-        topic: impl Into<String>,
     ) -> Self {
         NetworkConfig {
             secret_key,
             listen,
             peers,
             observers,
-            topic: topic.into(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             request_timeout: Duration::from_secs(10),
@@ -109,9 +105,6 @@ impl NetworkConfig {
         if self.redial_backoff_min.is_zero() || self.redial_backoff_max < self.redial_backoff_min {
             return invalid("redial backoff needs 0 < min <= max");
         }
-        if self.topic.is_empty() {
-            return invalid("topic must not be empty");
-        }
         Ok(())
     }
 }
@@ -122,7 +115,7 @@ mod tests {
 
     fn config() -> NetworkConfig {
         let listen = "/ip4/127.0.0.1/tcp/0".parse().expect("literal multiaddr");
-        NetworkConfig::new([1; 32], listen, Vec::new(), Vec::new(), "t")
+        NetworkConfig::new([1; 32], listen, Vec::new(), Vec::new())
     }
 
     #[test]
@@ -137,8 +130,8 @@ mod tests {
             |c| c.max_response_bytes = 0,
             |c| c.request_timeout = Duration::ZERO,
             |c| c.event_capacity = 0,
+            |c| c.max_pending_block_requests = 0,
             |c| c.redial_backoff_max = Duration::from_millis(1),
-            |c| c.topic.clear(),
         ];
         for tweak in cases {
             let mut c = config();

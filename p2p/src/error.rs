@@ -98,15 +98,10 @@ pub enum NetworkError {
         /// The target.
         peer: PeerId,
     },
-    /// No connected peer is subscribed to the transaction topic (e.g. a single-node network).
-    #[error("no connected peer is subscribed to the transaction topic")]
-    NoGossipPeers,
-    /// gossipsub refused to publish.
-    #[error("gossip publish failed: {reason}")]
-    Publish {
-        /// What gossipsub said.
-        reason: String,
-    },
+    /// No member is connected, so a transaction push reached nobody (e.g. a single-node
+    /// network, or a node cut off from the others).
+    #[error("no member is connected")]
+    NoPeers,
     /// The block range is empty (`from > to`).
     #[error("invalid block range {from}..={to}")]
     InvalidRange {

@@ -8,19 +8,22 @@ use tokio::sync::oneshot;
 pub enum PeerRole {
     /// A member: its node key is in the genesis.
     Member,
-    /// An observer: may read (gossip, block sync) but not take part in consensus.
+    /// An observer: may read (block sync) and push transactions to members, but not take part
+    /// in consensus.
     Observer,
 }
 
 /// An event delivered to the node through the bounded event channel.
 #[derive(Debug)]
 pub enum NetworkEvent {
-    /// A transaction arrived by gossip. Delivered once per distinct payload (blake3 dedupe);
-    /// never for our own publications.
+    /// Transactions pushed to us directly by a member or an observer (`/tracechain/txs/1`).
+    /// Delivered once per push received, with no deduplication here: the same bytes pushed
+    /// twice, or by two peers, arrive twice (the node's mempool dedupes by transaction id).
+    /// Never for our own pushes, and never forwarded by the network.
     Tx {
-        /// The peer that signed and published it (not the one that forwarded it).
+        /// The peer that pushed them (authenticated by the noise handshake).
         from: PeerId,
-        /// The encoded transaction, at most `max_message_bytes`.
+        /// The encoded transactions, at most `max_message_bytes`.
         bytes: Vec<u8>,
     },
     /// A direct consensus message from a member.
@@ -72,14 +75,14 @@ pub struct NetworkStats {
     pub connected_members: Vec<PeerId>,
     /// Connected observers, sorted.
     pub connected_observers: Vec<PeerId>,
-    /// Connected peers subscribed to the transaction topic.
-    pub gossip_peers: usize,
     /// Connections refused because the remote key is neither a member's nor an observer's.
     pub refused_connections: u64,
-    /// Gossip messages rejected (author not allowed, or oversized); not forwarded.
-    pub rejected_gossip: u64,
-    /// Valid gossip not delivered to the node because the event channel was full.
-    pub dropped_gossip: u64,
+    /// Transaction pushes refused because the sender is neither a member nor an observer.
+    pub rejected_txs: u64,
+    /// Transaction pushes answered busy because the event channel was full.
+    pub dropped_txs: u64,
+    /// Our transaction pushes that a peer answered busy (its event channel was full).
+    pub busy_pushes: u64,
     /// Direct consensus messages answered busy because the event channel was full.
     pub dropped_consensus: u64,
     /// Consensus messages refused because the sender is not a member.

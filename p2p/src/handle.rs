@@ -35,11 +35,12 @@ impl NetworkHandle {
         self.call(|reply| Command::ListenAddrs { reply }).await
     }
 
-    /// Publishes a transaction by gossip. Publishing bytes the network already carries (from
-    /// us or another peer) succeeds without sending anything again.
-    pub async fn publish_tx(&self, bytes: Vec<u8>) -> Result<(), NetworkError> {
-        self.call(|reply| Command::PublishTx { bytes, reply })
-            .await?
+    /// Pushes encoded transactions to every connected member (never to observers or to
+    /// ourselves) without waiting for acknowledgements; returns how many members it was sent
+    /// to. Receivers do not forward them, and every push is delivered again (no dedupe here).
+    /// Fails with [`NetworkError::NoPeers`] when no member is connected.
+    pub async fn push_txs(&self, bytes: Vec<u8>) -> Result<usize, NetworkError> {
+        self.call(|reply| Command::PushTxs { bytes, reply }).await?
     }
 
     /// Sends a consensus message directly to a member and waits for its acknowledgement

@@ -7,10 +7,10 @@
 //!
 //! Protocols (all over TCP + noise + yamux, see `docs/NETWORK.md`):
 //! - identify (`/tracechain/id/1`), for diagnostics;
-//! - gossipsub on one topic for transactions (message id = blake3 of the payload, so the same
-//!   transaction published by several peers is delivered once);
-//! - `/tracechain/consensus/1`, request-response with a one-byte acknowledgement, for direct
-//!   consensus messages;
+//! - `/tracechain/txs/1`, request-response with a one-byte acknowledgement, for transaction
+//!   batches pushed directly to every connected member (unsigned, never forwarded: the
+//!   connections are authenticated and the members fully connected);
+//! - `/tracechain/consensus/1`, the same framing, for direct consensus messages;
 //! - `/tracechain/sync/1`, request-response for block ranges.
 //!
 //! Only peers whose Ed25519 key is a member's node key or a configured observer key may

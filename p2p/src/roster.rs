@@ -139,7 +139,7 @@ mod tests {
 
     fn config(peers: Vec<PeerSpec>, observers: Vec<[u8; 32]>) -> NetworkConfig {
         let listen = "/ip4/127.0.0.1/tcp/0".parse().expect("literal multiaddr");
-        NetworkConfig::new([1; 32], listen, peers, observers, "t")
+        NetworkConfig::new([1; 32], listen, peers, observers)
     }
 
     fn local() -> PeerId {

@@ -1,5 +1,5 @@
-//! Four members on 127.0.0.1: gossip with dedupe, direct consensus messages and broadcast,
-//! block sync, and the size bounds on the wire.
+//! Four members on 127.0.0.1: transaction pushes (one copy per link, no dedupe), direct
+//! consensus messages and broadcast, block sync, and the size bounds on the wire.
 
 mod common;
 
@@ -10,82 +10,69 @@ use tokio::time::{sleep, timeout};
 use tracechain_p2p::{NetworkError, NetworkEvent, PeerId, Rejection};
 
 const MEMBERS: [u8; 4] = [1, 2, 3, 4];
-/// Time for gossip to settle before counting deliveries (messages arrive in milliseconds).
+/// Time for pushes to settle before counting deliveries (messages arrive in milliseconds).
 const SETTLE: Duration = Duration::from_millis(1500);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gossiped_tx_reaches_every_other_member_exactly_once() {
+async fn pushed_txs_reach_every_other_member_exactly_once() {
     init_logs();
     let mut nodes = start_members(&MEMBERS, &[], |_| {}).await;
-    wait_for_mesh(&nodes, 3, 3).await;
+    wait_for_mesh(&nodes, 3).await;
     for node in &mut nodes {
         drain(&mut node.events);
     }
 
-    // Node 0 publishes; nodes 1..3 get it once, authored by node 0; node 0 does not.
+    // Node 0 pushes to its three members; each gets it once, from node 0; node 0 gets nothing.
     let tx = b"tx: sensor 17 reading 4.2C".to_vec();
-    nodes[0]
-        .handle
-        .publish_tx(tx.clone())
-        .await
-        .expect("publish");
+    let sent = nodes[0].handle.push_txs(tx.clone()).await.expect("push");
+    assert_eq!(sent, 3);
     for node in &mut nodes[1..] {
-        let got = next_matching(&mut node.events, |e| match e {
-            NetworkEvent::Tx { from, bytes } => Some((from, bytes)),
-            _ => None,
-        })
-        .await;
+        let got = next_tx(&mut node.events).await;
         assert_eq!(got, (nodes_peer(0), tx.clone()));
     }
-    // Node 1 publishes the same bytes: accepted as already known, delivered to nobody again.
-    nodes[1]
-        .handle
-        .publish_tx(tx.clone())
-        .await
-        .expect("duplicate publish is not an error");
+    // Nothing is forwarded: no second copy anywhere, nothing back to the pusher.
     sleep(SETTLE).await;
     for node in &mut nodes {
         let extra = txs(&drain(&mut node.events));
         assert!(
             extra.is_empty(),
-            "node {} got a duplicate: {extra:?}",
+            "node {} got an extra copy: {extra:?}",
             node.seed
         );
     }
 
-    // Nodes 2 and 3 publish the same new bytes at the same moment: nodes 0 and 1 get it
-    // exactly once. A publisher gets it only if the other's copy arrived before its own
-    // publish (which then found it known); both cannot, since each publish precedes its send.
+    // The same bytes pushed again are delivered again: deduplication is the node's job.
+    let sent = nodes[0].handle.push_txs(tx.clone()).await.expect("push");
+    assert_eq!(sent, 3);
+    for node in &mut nodes[1..] {
+        let got = next_tx(&mut node.events).await;
+        assert_eq!(got, (nodes_peer(0), tx.clone()));
+    }
+
+    // Nodes 2 and 3 push the same bytes at the same moment: every other node gets one copy
+    // from each pusher, and each pusher gets the other's copy (and never its own).
     let tx2 = b"tx: shipment 9 handed over".to_vec();
     let (a, b) = tokio::join!(
-        nodes[2].handle.publish_tx(tx2.clone()),
-        nodes[3].handle.publish_tx(tx2.clone())
+        nodes[2].handle.push_txs(tx2.clone()),
+        nodes[3].handle.push_txs(tx2.clone())
     );
-    a.expect("publish from node 2");
-    b.expect("publish from node 3");
+    assert_eq!(a.expect("push from node 2"), 3);
+    assert_eq!(b.expect("push from node 3"), 3);
     sleep(SETTLE).await;
-    let publishers = [nodes_peer(2), nodes_peer(3)];
-    let mut publishers_receiving = 0;
     for (i, node) in nodes.iter_mut().enumerate() {
-        let got = txs(&drain(&mut node.events));
-        assert!(got.len() <= 1, "node {i} got it more than once: {got:?}");
-        if let Some((from, bytes)) = got.first() {
-            assert_eq!(bytes, &tx2);
-            assert!(publishers.contains(from));
-        }
-        match i {
-            0 | 1 => assert_eq!(got.len(), 1, "node {i} deliveries: {got:?}"),
-            _ => {
-                if let Some((from, _)) = got.first() {
-                    assert_ne!(*from, nodes_peer(i), "publisher {i} got its own tx back");
-                    publishers_receiving += 1;
-                }
-            }
-        }
+        let mut got = txs(&drain(&mut node.events));
+        got.sort();
+        let mut expected: Vec<_> = [2, 3]
+            .into_iter()
+            .filter(|pusher| *pusher != i)
+            .map(|pusher| (nodes_peer(pusher), tx2.clone()))
+            .collect();
+        expected.sort();
+        assert_eq!(got, expected, "node {i} deliveries");
     }
-    assert!(publishers_receiving <= 1);
     for node in &nodes {
-        assert_eq!(stats(node).await.rejected_gossip, 0);
+        let s = stats(node).await;
+        assert_eq!((s.rejected_txs, s.dropped_txs, s.busy_pushes), (0, 0, 0));
     }
     shutdown_all(&nodes).await;
 }
@@ -98,7 +85,7 @@ fn nodes_peer(index: usize) -> PeerId {
 async fn direct_message_and_broadcast_arrive_with_their_sender() {
     init_logs();
     let mut nodes = start_members(&MEMBERS, &[], |_| {}).await;
-    wait_for_mesh(&nodes, 3, 0).await;
+    wait_for_mesh(&nodes, 3).await;
     for node in &mut nodes {
         drain(&mut node.events);
     }
@@ -156,7 +143,7 @@ async fn direct_message_and_broadcast_arrive_with_their_sender() {
         Err(NetworkError::MessageTooLarge { .. })
     ));
     assert!(matches!(
-        nodes[0].handle.publish_tx(too_big).await,
+        nodes[0].handle.push_txs(too_big).await,
         Err(NetworkError::MessageTooLarge { .. })
     ));
     shutdown_all(&nodes).await;
@@ -167,7 +154,7 @@ async fn block_request_gets_the_responders_bytes() {
     init_logs();
     let max_response = 64 * 1024;
     let mut nodes = start_members(&MEMBERS, &[], |c| c.max_response_bytes = max_response).await;
-    wait_for_mesh(&nodes, 3, 0).await;
+    wait_for_mesh(&nodes, 3).await;
     let requester = nodes[3].handle.clone();
     let responder_id = nodes_peer(1);
 
@@ -267,7 +254,7 @@ async fn frames_over_the_readers_limit_fail_cleanly() {
         }
     })
     .await;
-    wait_for_mesh(&nodes, 1, 0).await;
+    wait_for_mesh(&nodes, 1).await;
     let small = peer_id(11);
     let large = peer_id(12);
 
@@ -296,6 +283,15 @@ async fn frames_over_the_readers_limit_fail_cleanly() {
         "{result:?}"
     );
 
+    // 11 pushes 10 KiB of transactions to 12: sent (pushes wait for no answer), but 12's
+    // reader refuses the frame, so 12's node never sees it.
+    let sent = nodes[0]
+        .handle
+        .push_txs(vec![3u8; 10 * 1024])
+        .await
+        .expect("within 11's limit");
+    assert_eq!(sent, 1);
+
     // Both still work within the limits.
     nodes[0]
         .handle
@@ -308,13 +304,32 @@ async fn frames_over_the_readers_limit_fail_cleanly() {
     })
     .await;
     assert_eq!(got, (small, b"fits".to_vec()));
+    assert_eq!(
+        nodes[0]
+            .handle
+            .push_txs(b"fits".to_vec())
+            .await
+            .expect("push"),
+        1
+    );
+    assert_eq!(
+        next_tx(&mut nodes[1].events).await,
+        (small, b"fits".to_vec())
+    );
+    sleep(Duration::from_millis(300)).await;
+    let extra = txs(&drain(&mut nodes[1].events));
+    assert!(
+        extra.is_empty(),
+        "the oversized push was delivered: {extra:?}"
+    );
     assert_eq!(stats(&nodes[0]).await.connected_members, vec![large]);
     shutdown_all(&nodes).await;
 }
 
 /// A node that does not keep up never makes the network task buffer without bound: once its
-/// event channel is full, direct messages and block requests are answered busy and gossip is
-/// dropped locally, each counted; after the node catches up, delivery resumes.
+/// event channel is full, direct messages, block requests and transaction pushes are answered
+/// busy, each counted (the pusher counts the busy answer too); after the node catches up,
+/// delivery resumes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_node_gets_busy_answers_and_counted_drops() {
     init_logs();
@@ -325,7 +340,7 @@ async fn a_slow_node_gets_busy_answers_and_counted_drops() {
         }
     })
     .await;
-    wait_for_mesh(&nodes, 1, 1).await;
+    wait_for_mesh(&nodes, 1).await;
     drain(&mut nodes[0].events);
     let slow = nodes[0].peer_id;
 
@@ -358,24 +373,30 @@ async fn a_slow_node_gets_busy_answers_and_counted_drops() {
         ),
         "{result:?}"
     );
-    nodes[1]
+    let sent = nodes[1]
         .handle
-        .publish_tx(b"tx while slow".to_vec())
+        .push_txs(b"tx while slow".to_vec())
         .await
-        .expect("publish");
-    wait_until("the slow node counts the dropped transaction", || async {
-        stats(&nodes[0]).await.dropped_gossip == 1
+        .expect("push");
+    assert_eq!(sent, 1);
+    wait_until("the pusher counts the busy answer", || async {
+        stats(&nodes[1]).await.busy_pushes == 1
     })
     .await;
     let s = stats(&nodes[0]).await;
-    assert_eq!((s.dropped_consensus, s.dropped_block_requests), (1, 1));
+    assert_eq!(
+        (s.dropped_consensus, s.dropped_block_requests, s.dropped_txs),
+        (1, 1, 1)
+    );
+    assert_eq!(s.busy_pushes, 0, "the slow node pushed nothing");
 
-    // The queue holds exactly what was acknowledged, in order.
-    let queued = consensus(&drain(&mut nodes[0].events));
+    // The queue holds exactly what was acknowledged, in order, and no transaction.
+    let queued = drain(&mut nodes[0].events);
+    assert!(txs(&queued).is_empty(), "the refused push was queued");
     let expected: Vec<_> = (0..capacity)
         .map(|i| (nodes[1].peer_id, vec![i as u8]))
         .collect();
-    assert_eq!(queued, expected);
+    assert_eq!(consensus(&queued), expected);
     nodes[1]
         .handle
         .send(slow, b"after catching up".to_vec())
@@ -387,5 +408,17 @@ async fn a_slow_node_gets_busy_answers_and_counted_drops() {
     })
     .await;
     assert_eq!(got, b"after catching up".to_vec());
+    nodes[1]
+        .handle
+        .push_txs(b"tx after catching up".to_vec())
+        .await
+        .expect("push");
+    assert_eq!(
+        next_tx(&mut nodes[0].events).await,
+        (nodes[1].peer_id, b"tx after catching up".to_vec())
+    );
+    let s = stats(&nodes[1]).await;
+    assert_eq!((s.busy_pushes, s.dropped_txs), (1, 0));
+    assert_eq!(stats(&nodes[0]).await.dropped_txs, 1);
     shutdown_all(&nodes).await;
 }

@@ -1,6 +1,7 @@
 //! Only member and observer keys may connect. An outsider is refused at the connection level
-//! (never reported connected, counted on every member); an observer connects, receives gossip,
-//! may sync blocks, and may not send consensus messages.
+//! (never reported connected, counted on every member); an observer connects, pushes
+//! transactions to the members (and is never pushed any), may sync blocks, and may not send
+//! consensus messages.
 
 mod common;
 
@@ -8,17 +9,19 @@ use std::time::Duration;
 
 use common::*;
 use tokio::time::sleep;
-use tracechain_p2p::{NetworkError, NetworkEvent, PeerRole, Rejection};
+use tracechain_p2p::{NetworkError, NetworkEvent, PeerId, PeerRole, Rejection};
 
 const MEMBERS: [u8; 4] = [21, 22, 23, 24];
 const OBSERVER: u8 = 50;
 const OUTSIDER: u8 = 66;
+const LONE_MEMBER: u8 = 25;
+const LONE_OBSERVER: u8 = 51;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outsider_is_refused_and_observer_receives_gossip() {
+async fn outsider_is_refused_and_observer_pushes_to_members() {
     init_logs();
     let mut members = start_members(&MEMBERS, &[OBSERVER], |_| {}).await;
-    wait_for_mesh(&members, 3, 3).await;
+    wait_for_mesh(&members, 3).await;
     let addrs = all_addrs(&members);
 
     // The observer knows the members (as every node does, from the genesis) and dials them.
@@ -38,13 +41,9 @@ async fn outsider_is_refused_and_observer_receives_gossip() {
     );
     let outsider = start(OUTSIDER, outsider_config).await;
 
-    wait_until(
-        "the observer is connected to all members and sees their subscriptions",
-        || async {
-            let s = stats(&observer).await;
-            s.connected_members.len() == 4 && s.gossip_peers == 4
-        },
-    )
+    wait_until("the observer is connected to all members", || async {
+        stats(&observer).await.connected_members.len() == 4
+    })
     .await;
     for member in &members {
         wait_until(
@@ -68,24 +67,54 @@ async fn outsider_is_refused_and_observer_receives_gossip() {
         "outsider's message was accepted: {attempt:?}"
     );
 
-    // A member's gossip reaches the observer exactly once.
-    let tx = b"tx: pallet 4 temperature excursion".to_vec();
-    members[0]
+    // Every member's events are kept (not skipped by `next_matching`) for the checks at the end.
+    let mut logs: Vec<Vec<NetworkEvent>> = members.iter().map(|_| Vec::new()).collect();
+
+    // The observer's push (its clients' transactions) reaches every member directly.
+    let from_observer = b"tx: pallet 4 temperature excursion".to_vec();
+    let sent = observer
         .handle
-        .publish_tx(tx.clone())
+        .push_txs(from_observer.clone())
         .await
-        .expect("publish");
-    let got = next_matching(&mut observer.events, |e| match e {
-        NetworkEvent::Tx { from, bytes } => Some((from, bytes)),
-        _ => None,
-    })
-    .await;
-    assert_eq!(got, (members[0].peer_id, tx));
+        .expect("observer push");
+    assert_eq!(sent, 4);
+    // A member's push goes to the three other members only, never to the observer.
+    let from_member = b"tx: pallet 4 unloaded".to_vec();
+    let sent = members[0]
+        .handle
+        .push_txs(from_member.clone())
+        .await
+        .expect("member push");
+    assert_eq!(sent, 3, "pushed to the other members, not the observer");
+    let expected = |i: usize| {
+        let mut expected = vec![(observer.peer_id, from_observer.clone())];
+        if i != 0 {
+            expected.push((members_peer(0), from_member.clone()));
+        }
+        expected.sort();
+        expected
+    };
+    for (i, member) in members.iter_mut().enumerate() {
+        let count = expected(i).len();
+        let what = format!("member {i} gets {count} pushes");
+        collect_until(&mut member.events, &mut logs[i], &what, |log| {
+            txs(log).len() >= count
+        })
+        .await;
+    }
+    // Exactly once each, and nothing reaches the observer within a second.
     sleep(Duration::from_millis(1000)).await;
     assert!(
         txs(&drain(&mut observer.events)).is_empty(),
-        "delivered twice"
+        "a transaction was pushed to the observer"
     );
+    for (i, member) in members.iter_mut().enumerate() {
+        logs[i].extend(drain(&mut member.events));
+        let mut got = txs(&logs[i]);
+        got.sort();
+        assert_eq!(got, expected(i), "member {i} deliveries");
+        assert_eq!(stats(member).await.rejected_txs, 0);
+    }
 
     // Observers may sync blocks...
     let responder = members[1].peer_id;
@@ -125,9 +154,9 @@ async fn outsider_is_refused_and_observer_receives_gossip() {
 
     // Across everything, no member ever reported the outsider as connected, and none got a
     // message from it; the observer was reported with its role.
-    for member in &mut members {
-        let events = drain(&mut member.events);
-        for event in &events {
+    for (member, log) in members.iter_mut().zip(&mut logs) {
+        log.extend(drain(&mut member.events));
+        for event in log.iter() {
             match event {
                 NetworkEvent::PeerConnected { peer, role, .. } => {
                     assert_ne!(*peer, outsider.peer_id, "outsider reached PeerConnected");
@@ -154,6 +183,50 @@ async fn outsider_is_refused_and_observer_receives_gossip() {
     outsider.handle.shutdown().await;
     observer.handle.shutdown().await;
     shutdown_all(&members).await;
+}
+
+/// Pushes go to connected members only: with no member connected (alone, or with only an
+/// observer) a push fails with `NoPeers`, while the observer can still push to the member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_needs_a_connected_member() {
+    init_logs();
+    let mut member = start_members(&[LONE_MEMBER], &[LONE_OBSERVER], |_| {})
+        .await
+        .remove(0);
+    let result = member.handle.push_txs(b"tx".to_vec()).await;
+    assert!(matches!(result, Err(NetworkError::NoPeers)), "{result:?}");
+
+    let observer_config = fast_config(
+        LONE_OBSERVER,
+        loopback(),
+        member_specs(&[LONE_MEMBER], &[Some(member.addr.clone())]),
+        Vec::new(),
+    );
+    let mut observer = start(LONE_OBSERVER, observer_config).await;
+    wait_until("the member sees the observer", || async {
+        stats(&member).await.connected_observers == vec![observer.peer_id]
+    })
+    .await;
+    wait_until("the observer sees the member", || async {
+        stats(&observer).await.connected_members == vec![member.peer_id]
+    })
+    .await;
+    let result = member.handle.push_txs(b"tx".to_vec()).await;
+    assert!(
+        matches!(result, Err(NetworkError::NoPeers)),
+        "an observer is never pushed to: {result:?}"
+    );
+    let tx = b"tx from the observer's client".to_vec();
+    assert_eq!(observer.handle.push_txs(tx.clone()).await.expect("push"), 1);
+    assert_eq!(next_tx(&mut member.events).await, (observer.peer_id, tx));
+    assert!(txs(&drain(&mut observer.events)).is_empty());
+
+    observer.handle.shutdown().await;
+    member.handle.shutdown().await;
+}
+
+fn members_peer(index: usize) -> PeerId {
+    peer_id(MEMBERS[index])
 }
 
 async fn futures_refused(members: &[Node]) -> Vec<u64> {

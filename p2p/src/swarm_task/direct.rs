@@ -7,7 +7,7 @@ use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
 use super::{SwarmTask, check_size};
-use crate::codec::ConsensusAck;
+use crate::codec::MessageAck;
 use crate::error::{NetworkError, Rejection};
 use crate::event::NetworkEvent;
 
@@ -40,12 +40,7 @@ impl SwarmTask {
 
     pub(super) fn broadcast(&mut self, bytes: Vec<u8>) -> Result<usize, NetworkError> {
         check_size(bytes.len(), self.limits.max_message_bytes)?;
-        let members: Vec<PeerId> = self
-            .swarm
-            .connected_peers()
-            .filter(|peer| self.roster.is_member(peer))
-            .copied()
-            .collect();
+        let members = self.connected_members();
         for peer in &members {
             let id = self
                 .swarm
@@ -59,7 +54,7 @@ impl SwarmTask {
 
     pub(super) fn handle_consensus_event(
         &mut self,
-        event: request_response::Event<Vec<u8>, ConsensusAck>,
+        event: request_response::Event<Vec<u8>, MessageAck>,
     ) {
         match event {
             request_response::Event::Message {
@@ -107,7 +102,7 @@ impl SwarmTask {
         &mut self,
         peer: PeerId,
         bytes: Vec<u8>,
-        channel: ResponseChannel<ConsensusAck>,
+        channel: ResponseChannel<MessageAck>,
     ) {
         let ack = if !self.roster.is_member(&peer) {
             // Observers may read but must not inject consensus traffic.

@@ -4,19 +4,19 @@
 //! handle commands, the redial timer and the node's pending block-sync answers. Each arm is
 //! one call to a `handle_*` method. Requests in flight are kept in maps keyed by request id
 //! (as in rust-libp2p's file-sharing example); every map entry ends with a response, a failure
-//! or the request timeout, so nothing grows without bound.
+//! or the request timeout, so nothing grows without bound. Transaction pushes keep no entry.
 //!
 //! Nothing here ever awaits the node: events go out with `try_send`, and when the bounded
-//! event channel is full, gossip is dropped (counted) and direct requests are answered
-//! [`crate::Rejection::Busy`], so a slow node slows its peers' requests down instead of growing
-//! memory or stalling the Swarm.
+//! event channel is full, inbound requests (transaction pushes, consensus messages, block
+//! requests) are answered [`crate::Rejection::Busy`] and counted, so a slow node slows its
+//! peers down instead of growing memory or stalling the Swarm.
 //!
-//! This file holds the task, the command dispatch and connection events; `gossip`, `direct`
-//! (consensus messages) and `sync` (block sync) hold the protocol handlers.
+//! This file holds the task, the command dispatch and connection events; `txs` (transaction
+//! pushes), `direct` (consensus messages) and `sync` (block sync) hold the protocol handlers.
 
 mod direct;
-mod gossip;
 mod sync;
+mod txs;
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -26,7 +26,6 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use libp2p::allow_block_list::NotAllowed;
-use libp2p::gossipsub;
 use libp2p::request_response::{OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionDenied, DialError, ListenError, SwarmEvent};
@@ -66,14 +65,6 @@ pub fn spawn(
     let roster = Roster::from_config(&config, local_peer_id)?;
     let mut swarm = build_swarm(keypair, &config, &roster)?;
 
-    let topic = gossipsub::IdentTopic::new(config.topic.clone());
-    swarm
-        .behaviour_mut()
-        .gossipsub
-        .subscribe(&topic)
-        .map_err(|e| NetworkError::Build {
-            reason: format!("gossipsub subscribe: {e}"),
-        })?;
     for (peer, addr) in roster.dial_targets() {
         swarm.add_peer_address(peer, addr);
     }
@@ -96,7 +87,6 @@ pub fn spawn(
     let task = SwarmTask {
         swarm,
         roster,
-        topic,
         commands: command_rx,
         events: event_tx,
         limits: Limits::from(&config),
@@ -135,8 +125,9 @@ impl From<&NetworkConfig> for Limits {
 #[derive(Debug, Default)]
 struct Counters {
     refused_connections: u64,
-    rejected_gossip: u64,
-    dropped_gossip: u64,
+    rejected_txs: u64,
+    dropped_txs: u64,
+    busy_pushes: u64,
     dropped_consensus: u64,
     rejected_consensus: u64,
     dropped_block_requests: u64,
@@ -157,7 +148,6 @@ struct BlockReply {
 struct SwarmTask {
     swarm: Swarm<Behaviour>,
     roster: Roster,
-    topic: gossipsub::IdentTopic,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetworkEvent>,
     limits: Limits,
@@ -208,7 +198,7 @@ impl SwarmTask {
         // A reply that fails to send means the caller stopped waiting; that is its choice.
         match command {
             Command::ListenAddrs { reply } => self.handle_listen_addrs(reply),
-            Command::PublishTx { bytes, reply } => drop(reply.send(self.publish_tx(bytes))),
+            Command::PushTxs { bytes, reply } => drop(reply.send(self.push_txs(bytes))),
             Command::Send { to, bytes, reply } => self.handle_send(to, bytes, reply),
             Command::Broadcast { bytes, reply } => drop(reply.send(self.broadcast(bytes))),
             Command::RequestBlocks {
@@ -243,28 +233,29 @@ impl SwarmTask {
         }
         connected_members.sort();
         connected_observers.sort();
-        let topic = self.topic.hash();
-        let gossip_peers = self
-            .swarm
-            .behaviour()
-            .gossipsub
-            .all_peers()
-            .filter(|(_, topics)| topics.contains(&&topic))
-            .count();
         let c = &self.counters;
         NetworkStats {
             local_peer_id: *self.swarm.local_peer_id(),
             connected_members,
             connected_observers,
-            gossip_peers,
             refused_connections: c.refused_connections,
-            rejected_gossip: c.rejected_gossip,
-            dropped_gossip: c.dropped_gossip,
+            rejected_txs: c.rejected_txs,
+            dropped_txs: c.dropped_txs,
+            busy_pushes: c.busy_pushes,
             dropped_consensus: c.dropped_consensus,
             rejected_consensus: c.rejected_consensus,
             dropped_block_requests: c.dropped_block_requests,
             dropped_peer_events: c.dropped_peer_events,
         }
+    }
+
+    /// The members we have a connection to: the targets of broadcasts and pushes.
+    fn connected_members(&self) -> Vec<PeerId> {
+        self.swarm
+            .connected_peers()
+            .filter(|peer| self.roster.is_member(peer))
+            .copied()
+            .collect()
     }
 
     // ---- timers and pending answers -------------------------------------------------------
@@ -285,9 +276,7 @@ impl SwarmTask {
 
     fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => {
-                self.handle_gossip_event(event)
-            }
+            SwarmEvent::Behaviour(BehaviourEvent::Txs(event)) => self.handle_txs_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Consensus(event)) => {
                 self.handle_consensus_event(event)
             }

@@ -13,8 +13,6 @@ use tracechain_p2p::{
     node_public_key, peer_id_from_public_key, spawn,
 };
 
-/// The gossip topic used by every test network.
-pub const TOPIC: &str = "tracechain/test-chain/txs";
 /// Upper bound for any wait in the tests (each test still finishes in seconds).
 pub const DEADLINE: Duration = Duration::from_secs(15);
 
@@ -59,7 +57,7 @@ pub fn fast_config(
     peers: Vec<PeerSpec>,
     observers: Vec<[u8; 32]>,
 ) -> NetworkConfig {
-    let mut config = NetworkConfig::new(secret(seed), listen, peers, observers, TOPIC);
+    let mut config = NetworkConfig::new(secret(seed), listen, peers, observers);
     config.request_timeout = Duration::from_secs(3);
     config.redial_backoff_min = Duration::from_millis(100);
     config.redial_backoff_max = Duration::from_millis(800);
@@ -145,16 +143,12 @@ pub async fn stats(node: &Node) -> NetworkStats {
     node.handle.stats().await.expect("network running")
 }
 
-/// Waits until every node sees `members` members connected and `gossip` topic peers.
-pub async fn wait_for_mesh(nodes: &[Node], members: usize, gossip: usize) {
+/// Waits until every node sees `members` members connected.
+pub async fn wait_for_mesh(nodes: &[Node], members: usize) {
     for node in nodes {
-        let what = format!(
-            "node {} sees {members} members and {gossip} gossip peers",
-            node.seed
-        );
+        let what = format!("node {} sees {members} members", node.seed);
         wait_until(&what, || async {
-            let s = stats(node).await;
-            s.connected_members.len() == members && s.gossip_peers >= gossip
+            stats(node).await.connected_members.len() == members
         })
         .await;
     }
@@ -179,6 +173,36 @@ pub async fn next_matching<T>(
         .expect("event channel open")
 }
 
+/// The next transaction push among `events`, as (sender, bytes); other events are discarded.
+pub async fn next_tx(events: &mut mpsc::Receiver<NetworkEvent>) -> (PeerId, Vec<u8>) {
+    next_matching(events, |e| match e {
+        NetworkEvent::Tx { from, bytes } => Some((from, bytes)),
+        _ => None,
+    })
+    .await
+}
+
+/// Receives events into `log` until `done(log)` holds (keeping every event, unlike
+/// [`next_matching`]); panics with `what` after the deadline.
+pub async fn collect_until(
+    events: &mut mpsc::Receiver<NetworkEvent>,
+    log: &mut Vec<NetworkEvent>,
+    what: &str,
+    done: impl Fn(&[NetworkEvent]) -> bool,
+) {
+    let collected = timeout(DEADLINE, async {
+        while !done(log) {
+            log.push(events.recv().await?);
+        }
+        Some(())
+    })
+    .await;
+    assert!(
+        matches!(collected, Ok(Some(()))),
+        "timed out waiting until {what}"
+    );
+}
+
 /// Every event already queued, without waiting.
 pub fn drain(events: &mut mpsc::Receiver<NetworkEvent>) -> Vec<NetworkEvent> {
     let mut out = Vec::new();
@@ -188,7 +212,7 @@ pub fn drain(events: &mut mpsc::Receiver<NetworkEvent>) -> Vec<NetworkEvent> {
     out
 }
 
-/// The transactions among `events`, as (author, bytes).
+/// The transaction pushes among `events`, as (sender, bytes).
 pub fn txs(events: &[NetworkEvent]) -> Vec<(PeerId, Vec<u8>)> {
     events
         .iter()
