@@ -7,7 +7,7 @@
 //! are not tracked (the ones already tracked still expose a censoring primary).
 //!
 //! Gossip can deliver a transaction after the block that holds it committed; such a
-//! late `TxSeen` must not start a timer that nothing will ever stop (the simulation
+//! late `TxsSeen` must not start a timer that nothing will ever stop (the simulation
 //! found this: a spurious view change every censorship interval). So the tracker
 //! also remembers a bounded window of recently committed ids and ignores them.
 

@@ -198,7 +198,7 @@ impl Replica {
                 valid,
             } => self.on_validation(height, view, block_hash, valid, &mut out),
             Input::FetchedBlocks(blocks) => self.on_fetched(blocks, &mut out),
-            Input::TxSeen(id) => self.txs.seen(id),
+            Input::TxsSeen(ids) => ids.into_iter().for_each(|id| self.txs.seen(id)),
             Input::TxsCommitted(ids) => self.txs.committed(&ids),
         }
         out

@@ -476,7 +476,7 @@ fn memory_stays_bounded_under_a_flood() {
             r.handle(msg(m));
             max = max.max(r.held_items());
         }
-        r.handle(Input::TxSeen(hash));
+        r.handle(Input::TxsSeen(vec![hash]));
     }
     // 7 views × (1 + 2×4) log entries + 2 heights × 7 views × 4 × 3 buffered + 4 view
     // changes + tracked transactions (3,000 here, capped by max_tracked_txs).
@@ -694,7 +694,7 @@ fn an_uncommitted_transaction_triggers_a_view_change() {
     // (committed before the check, view change expected)
     for (committed, expect_view_change) in [(false, true), (true, false)] {
         let mut r = c.replica(1);
-        r.handle(Input::TxSeen(tx));
+        r.handle(Input::TxsSeen(vec![tx]));
         assert!(
             broadcasts(&r.handle(Input::TimerFired(TimerId::Censorship))).is_empty(),
             "one tick is not a timeout"

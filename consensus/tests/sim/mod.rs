@@ -708,7 +708,7 @@ impl Sim {
                 self.now + delay,
                 Event::Input {
                     node: i,
-                    input: Input::TxSeen(id),
+                    input: Input::TxsSeen(vec![id]),
                     incarnation,
                 },
             );
