@@ -9,10 +9,12 @@
 //! proposal that was checked is kept, so a committed block is never executed twice.
 //!
 //! Wire formats: consensus messages and persisted state through [`crate::wire`]; block
-//! sync answers are `BlockRange`; transactions are gossiped in batches, as `TxGossip`.
+//! sync answers are `BlockRange`; a client's transactions are pushed to the other members
+//! in batches, as `TxBatch`.
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
+    sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -30,13 +32,13 @@ use tracechain_proto::v1 as pb;
 use crate::{
     chain::{self, Chain, ChainError, ExecutedBlock},
     node::{Admitted, Node, Origin},
-    tx::TxId,
+    tx::{CheckedTx, TxId},
     wire,
 };
 
 /// Key of the persisted consensus state in the store's consensus column family.
 const STATE_KEY: &[u8] = b"replica-state";
-/// Largest direct consensus message (and gossip message) a node sends or reads. A
+/// Largest direct consensus message (or transaction batch) a node sends or reads. A
 /// proposal carries its block, so this must hold the largest block any member may
 /// propose ([`crate::node::MAX_BLOCK_BYTES`] of transactions plus their framing, the
 /// header and the signature); it is fixed, not configured, so that every member reads
@@ -50,10 +52,10 @@ const MAX_SYNC_BLOCKS: u64 = 64;
 const MAX_SYNC_BYTES: usize = 12 * 1024 * 1024;
 /// Checked proposals kept for their commit.
 const MAX_CHECKED: usize = 16;
-/// Admitted batches waiting for the driver (each one submission or gossip message).
+/// Admitted batches waiting for the driver (each one submission or pushed batch).
 const ADMITTED_QUEUE: usize = 256;
-/// Target size of one gossip message of transactions (the p2p limit is 1 MiB).
-const GOSSIP_BATCH_BYTES: usize = 256 * 1024;
+/// Target size of one pushed batch of transactions.
+const TX_BATCH_BYTES: usize = 256 * 1024;
 
 /// Why the consortium driver cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +152,10 @@ struct Driver {
     /// Commits are carried out one at a time, in order.
     committing: VecDeque<(Vec<u8>, tracechain_consensus::CommitCertificate)>,
     commit_busy: bool,
+    /// Batches pushed by each peer, admitted one after another in arrival order (one
+    /// queue per peer, so that a flooding member fills only its own; peers are the
+    /// roster's members and observers, so the map is bounded).
+    pushed: HashMap<PeerId, mpsc::Sender<pb::TxBatch>>,
 }
 
 /// Starts the network and runs the replica (or, for an observer, follows the chain)
@@ -181,13 +187,11 @@ pub async fn run(node: Node, shutdown: watch::Receiver<bool>) -> Result<(), Cons
             })
         })
         .collect::<Result<_, ConsortiumError>>()?;
-    let topic = format!("tracechain/{}/txs", genesis.chain_id());
     let mut net_config = NetworkConfig::new(
         shared.node_key.to_bytes(),
         listen,
         peers,
         shared.config.observers.clone(),
-        topic,
     );
     net_config.max_message_bytes = MAX_NETWORK_MESSAGE_BYTES;
     net_config.max_response_bytes = MAX_SYNC_RESPONSE_BYTES;
@@ -251,6 +255,7 @@ async fn replicate(
     }
     let (done_tx, mut done_rx) = mpsc::channel(64);
     let mut d = Driver {
+        pushed: HashMap::new(),
         node,
         replica,
         net: net.clone(),
@@ -266,10 +271,10 @@ async fn replicate(
     };
     tracing::info!(member = %shared.config.member_id, replica = %me, "consortium driver started");
     d.feed(Input::Start).await;
-    // The primary proposes a block-interval after it was asked when transactions
-    // wait, or an empty block after an idle second (well inside the view timeout, so
-    // an idle chain keeps its view).
-    let gather = shared.config.block_interval;
+    // The primary proposes as soon as it is asked when transactions wait (whatever
+    // arrived while the previous block was decided: block size follows the load, and no
+    // fixed wait adds to every transaction's latency), else an empty block after an
+    // idle second (well inside the view timeout, so an idle chain keeps its view).
     let idle = Duration::from_millis(1_000);
     loop {
         let next_timer = d.timers.values().map(|(at, _)| *at).min();
@@ -280,9 +285,19 @@ async fn replicate(
             .lock()
             .map(|m| !m.is_empty())
             .unwrap_or(false);
+        // Not before our own commit of the previous height is written: the proposal is
+        // built on it, and its transactions must have left the mempool.
+        let head = *d.node.shared.head.borrow();
         let proposal_due = d
             .owed_proposal
-            .map(|_| d.owed_since + if waiting { gather } else { idle });
+            .filter(|(height, _)| *height == head + 1)
+            .map(|_| {
+                if waiting {
+                    d.owed_since
+                } else {
+                    d.owed_since + idle
+                }
+            });
         tokio::select! {
             _ = shutdown.changed() => break,
             Some(ev) = events.recv() => d.handle_network(ev).await,
@@ -297,7 +312,7 @@ async fn replicate(
 
 /// An observer: votes in nothing; pulls certified blocks from the validators, checks
 /// each certificate, re-executes each block and commits it; serves block sync to others
-/// and forwards its clients' transactions by gossip.
+/// and pushes its clients' transactions to the validators.
 async fn follow(
     node: Node,
     net: NetworkHandle,
@@ -332,7 +347,7 @@ async fn follow(
             }
             Some(a) = admitted_rx.recv() => {
                 if a.origin == Origin::Client {
-                    gossip(&net, &a.txs).await;
+                    push(&net, &a.txs).await;
                 }
             }
             _ = tick.tick() => {
@@ -384,30 +399,49 @@ async fn pull(node: &Node, net: &NetworkHandle, peer: PeerId) -> Result<usize, S
     Ok(committed)
 }
 
-/// Gossips transactions in messages of about [`GOSSIP_BATCH_BYTES`].
-async fn gossip(net: &NetworkHandle, txs: &[(TxId, pb::SignedTx)]) {
-    let mut message = pb::TxGossip::default();
+/// Batches pushed by one peer waiting for admission.
+const PUSHED_QUEUE: usize = 64;
+
+/// Admits one peer's pushed batches one after another, in the order they arrived: a
+/// device's readings reach its member in sequence order and are pushed in that order,
+/// and a primary that admitted sequence 6 before 5 would propose 6 and make 5 a replay.
+/// (Each batch's signatures are still checked on all cores, and different peers'
+/// batches are admitted concurrently.)
+fn spawn_peer_admission(node: Node) -> mpsc::Sender<pb::TxBatch> {
+    let (tx, mut rx) = mpsc::channel::<pb::TxBatch>(PUSHED_QUEUE);
+    tokio::spawn(async move {
+        while let Some(batch) = rx.recv().await {
+            node.submit_from(Origin::Peer, batch.txs).await;
+        }
+    });
+    tx
+}
+
+/// Pushes a client's transactions to every connected member, in batches of about
+/// [`TX_BATCH_BYTES`].
+async fn push(net: &NetworkHandle, txs: &[Arc<CheckedTx>]) {
+    let mut batch = pb::TxBatch::default();
     let mut bytes = 0;
-    for (_, tx) in txs {
-        let len = tx.encoded_len();
-        if bytes + len > GOSSIP_BATCH_BYTES && !message.txs.is_empty() {
-            publish(net, std::mem::take(&mut message)).await;
+    for tx in txs {
+        let len = tx.signed.encoded_len();
+        if bytes + len > TX_BATCH_BYTES && !batch.txs.is_empty() {
+            push_batch(net, std::mem::take(&mut batch)).await;
             bytes = 0;
         }
         bytes += len + 4;
-        message.txs.push(tx.clone());
+        batch.txs.push(tx.signed.clone());
     }
-    if !message.txs.is_empty() {
-        publish(net, message).await;
+    if !batch.txs.is_empty() {
+        push_batch(net, batch).await;
     }
 }
 
-async fn publish(net: &NetworkHandle, message: pb::TxGossip) {
-    match net.publish_tx(message.encode_to_vec()).await {
-        Ok(()) | Err(tracechain_p2p::NetworkError::NoGossipPeers) => {}
+async fn push_batch(net: &NetworkHandle, batch: pb::TxBatch) {
+    match net.push_txs(batch.encode_to_vec()).await {
+        Ok(_) | Err(tracechain_p2p::NetworkError::NoPeers) => {}
         // The transactions stay in our mempool and are proposed from there when this
         // node leads; otherwise a view change brings them in (censorship timer).
-        Err(e) => tracing::warn!(txs = message.txs.len(), error = %e, "gossip failed"),
+        Err(e) => tracing::warn!(txs = batch.txs.len(), error = %e, "pushing transactions failed"),
     }
 }
 
@@ -537,14 +571,18 @@ impl Driver {
                     Err(e) => tracing::warn!(%from, error = %e, "malformed consensus message"),
                 }
             }
-            NetworkEvent::Tx { from, bytes } => match pb::TxGossip::decode(bytes.as_slice()) {
-                Ok(message) => {
-                    let node = self.node.clone();
-                    tokio::spawn(async move {
-                        node.submit_from(Origin::Peer, message.txs).await;
-                    });
+            NetworkEvent::Tx { from, bytes } => match pb::TxBatch::decode(bytes.as_slice()) {
+                Ok(batch) => {
+                    let queue = self
+                        .pushed
+                        .entry(from)
+                        .or_insert_with(|| spawn_peer_admission(self.node.clone()));
+                    if queue.try_send(batch).is_err() {
+                        // The batch's transactions stay with the member that pushed them.
+                        tracing::warn!(%from, "peer admission is behind; a pushed batch dropped");
+                    }
                 }
-                Err(e) => tracing::warn!(%from, error = %e, "malformed transaction gossip"),
+                Err(e) => tracing::warn!(%from, error = %e, "malformed transaction batch"),
             },
             NetworkEvent::BlockRequest {
                 from_height,
@@ -563,23 +601,10 @@ impl Driver {
 
     async fn handle_admitted(&mut self, a: Admitted) {
         if a.origin == Origin::Client {
-            gossip(&self.net, &a.txs).await;
+            push(&self.net, &a.txs).await;
         }
-        for (id, _) in &a.txs {
-            self.feed(Input::TxSeen(id.0)).await;
-        }
-        if self.owed_proposal.is_some() {
-            let full = self
-                .node
-                .shared
-                .mempool
-                .lock()
-                .map(|m| m.len() >= self.node.shared.config.max_block_txs)
-                .unwrap_or(false);
-            if full {
-                self.propose();
-            }
-        }
+        self.feed(Input::TxsSeen(a.txs.iter().map(|tx| tx.id.0).collect()))
+            .await;
     }
 
     async fn fire_timers(&mut self) {
@@ -606,6 +631,7 @@ impl Driver {
         let shared = self.node.shared.clone();
         let done = self.done_tx.clone();
         tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             let batch = shared
                 .mempool
                 .lock()
@@ -619,11 +645,19 @@ impl Driver {
                 ))
             } else {
                 match chain.build_block(&batch, now_ms(), view, &shared.config.member_id) {
-                    Ok(executed) => Done::Proposed {
-                        height,
-                        view,
-                        executed,
-                    },
+                    Ok(executed) => {
+                        tracing::debug!(
+                            height,
+                            txs = batch.len(),
+                            ms = started.elapsed().as_millis() as u64,
+                            "built proposal"
+                        );
+                        Done::Proposed {
+                            height,
+                            view,
+                            executed,
+                        }
+                    }
                     Err(e) => Done::Failed(format!("building block {height}: {e}")),
                 }
             };
@@ -646,7 +680,13 @@ impl Driver {
         let shared = self.node.shared.clone();
         let done = self.done_tx.clone();
         tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             let executed = check_block(&shared, &block);
+            tracing::debug!(
+                height,
+                ms = started.elapsed().as_millis() as u64,
+                "checked proposal"
+            );
             let _ = done.blocking_send(Done::Validated {
                 height,
                 view,
@@ -710,6 +750,7 @@ impl Driver {
         let shared = self.node.shared.clone();
         let done = self.done_tx.clone();
         tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             let msg = match commit_block(&shared, checked, &block, &certificate) {
                 Ok(tx_ids) => Done::Committed {
                     height: certificate.height,
@@ -717,6 +758,11 @@ impl Driver {
                 },
                 Err(e) => Done::CommitFailed(format!("block {}: {e}", certificate.height)),
             };
+            tracing::debug!(
+                height = certificate.height,
+                ms = started.elapsed().as_millis() as u64,
+                "wrote block"
+            );
             let _ = done.blocking_send(msg);
         });
     }
@@ -788,14 +834,25 @@ impl Driver {
     }
 }
 
+/// The pooled (already verified) transactions among `ids`, under one mempool lock.
+fn pooled(shared: &crate::node::Shared, ids: &[TxId]) -> Vec<Option<Arc<CheckedTx>>> {
+    match shared.mempool.lock() {
+        Ok(pool) => ids.iter().map(|id| pool.get(id)).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// Re-executes a proposed block against the head; `None` if it is invalid (or the
 /// ledger cannot tell, which must not produce a vote either).
 fn check_block(shared: &crate::node::Shared, block: &[u8]) -> Option<ExecutedBlock> {
     let block = pb::Block::decode(block).ok()?;
     let skew = i64::try_from(shared.genesis.file.max_clock_skew_ms).unwrap_or(i64::MAX);
     let chain = shared.chain.lock().unwrap_or_else(|p| p.into_inner());
-    let known = |id: &TxId| shared.mempool.lock().ok().and_then(|m| m.get(id));
-    match chain.check_proposal(&block, &known, now_ms().saturating_add(skew)) {
+    match chain.check_proposal(
+        block,
+        &|ids| pooled(shared, ids),
+        now_ms().saturating_add(skew),
+    ) {
         Ok(e) => Some(e),
         Err(e) => {
             tracing::warn!(error = %e, "refusing a proposal");
@@ -820,9 +877,8 @@ fn commit_block(
         Some(e) => e,
         None => {
             let block = pb::Block::decode(block).map_err(|e| e.to_string())?;
-            let known = |id: &TxId| shared.mempool.lock().ok().and_then(|m| m.get(id));
             chain
-                .check_proposal(&block, &known, i64::MAX)
+                .check_proposal(block, &|ids| pooled(shared, ids), i64::MAX)
                 .map_err(|e| e.to_string())?
         }
     };
