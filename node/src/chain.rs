@@ -118,6 +118,10 @@ fn result_hash(r: &pb::TxResult) -> [u8; 32] {
     hash32(&r.encode_to_vec())
 }
 
+/// Given transaction ids, the transactions among them this node verified already (in the
+/// same order; `None` for one it has not seen).
+pub type KnownTxs<'a> = dyn Fn(&[TxId]) -> Vec<Option<Arc<CheckedTx>>> + 'a;
+
 impl Chain {
     /// Opens the chain over `store`, resuming from its head.
     pub fn open(store: Arc<Store>, genesis: Genesis) -> Result<Self, ChainError> {
@@ -190,16 +194,8 @@ impl Chain {
         view: u64,
         proposer: &str,
     ) -> Result<ExecutedBlock, ChainError> {
-        let height = self.head.height + 1;
         let time_ms = time_ms.max(self.head.time_ms + 1);
-        let ctx = BlockContext { height, time_ms };
-        let execution = self.ledger.execute_block(
-            &StoreState(&self.store),
-            ctx,
-            txs.iter().map(|t| t.as_ref()),
-        )?;
-        let tx_ids: Vec<TxId> = txs.iter().map(|t| t.id).collect();
-        let header = self.header_for(height, time_ms, view, proposer, &tx_ids, &execution);
+        let (header, tx_ids, execution) = self.execute(txs, time_ms, view, proposer)?;
         let header_bytes = header.encode_to_vec();
         Ok(ExecutedBlock {
             hash: hash32(&header_bytes),
@@ -211,6 +207,26 @@ impl Chain {
             tx_ids,
             execution,
         })
+    }
+
+    /// Executes `txs` as the next block and derives its header.
+    fn execute(
+        &self,
+        txs: &[Arc<CheckedTx>],
+        time_ms: i64,
+        view: u64,
+        proposer: &str,
+    ) -> Result<(pb::BlockHeader, Vec<TxId>, BlockExecution), ChainError> {
+        let height = self.head.height + 1;
+        let ctx = BlockContext { height, time_ms };
+        let execution = self.ledger.execute_block(
+            &StoreState(&self.store),
+            ctx,
+            txs.iter().map(|t| t.as_ref()),
+        )?;
+        let tx_ids: Vec<TxId> = txs.iter().map(|t| t.id).collect();
+        let header = self.header_for(height, time_ms, view, proposer, &tx_ids, &execution);
+        Ok((header, tx_ids, execution))
     }
 
     fn header_for(
@@ -244,12 +260,12 @@ impl Chain {
 
     /// Checks a block proposed (or fetched) for the next height: header fields, every
     /// transaction's signature and stateless rules, then re-executes it and compares
-    /// the roots. `checked` may supply transactions already verified on arrival (keyed
-    /// by id) so that no signature is checked twice.
+    /// the roots. `known` is asked once, with every transaction id of the block, for the
+    /// transactions already verified on arrival, so that no signature is checked twice.
     pub fn check_proposal(
         &self,
-        block: &pb::Block,
-        checked: &dyn Fn(&TxId) -> Option<Arc<CheckedTx>>,
+        block: pb::Block,
+        known: &KnownTxs<'_>,
         max_time_ms: i64,
     ) -> Result<ExecutedBlock, ChainError> {
         let height = self.head.height + 1;
@@ -285,12 +301,15 @@ impl Chain {
         }
         // Verify what we have not verified before, in one batch.
         let chain_id = self.genesis().chain_id();
+        let ids: Vec<TxId> = block.txs.iter().map(|t| TxId(hash32(&t.body))).collect();
+        let mut known = known(&ids);
+        known.resize(ids.len(), None);
         let mut txs: Vec<Option<Arc<CheckedTx>>> = Vec::with_capacity(block.txs.len());
         let mut unverified = Vec::new();
         let mut slots = Vec::new();
-        for (i, signed) in block.txs.iter().enumerate() {
-            let id = TxId(hash32(&signed.body));
-            if let Some(c) = checked(&id).filter(|c| c.signed == *signed) {
+        for (i, (signed, known)) in block.txs.iter().zip(known).enumerate() {
+            // Same id, same body; the signature must be the one we checked too.
+            if let Some(c) = known.filter(|c| c.signed == *signed) {
                 txs.push(Some(c));
             } else {
                 let u = tx::decode(signed.clone(), chain_id)
@@ -300,21 +319,31 @@ impl Chain {
                 txs.push(None);
             }
         }
+        if !slots.is_empty() {
+            tracing::debug!(
+                height,
+                verified = slots.len(),
+                "proposal carried unseen transactions"
+            );
+        }
         for (slot, result) in slots.into_iter().zip(tx::verify_all(unverified)) {
             let c = result.map_err(|e| invalid(format!("transaction {slot}: {e}")))?;
             txs[slot] = Some(Arc::new(c));
         }
         let txs: Vec<Arc<CheckedTx>> = txs.into_iter().flatten().collect();
-        let built = self.build_block(&txs, header.time_ms, header.view, &header.proposer)?;
-        if built.header != header {
+        let (built, tx_ids, execution) =
+            self.execute(&txs, header.time_ms, header.view, &header.proposer)?;
+        if built != header {
             return Err(invalid(
                 "re-execution gives different roots (tx, results or state)".into(),
             ));
         }
         Ok(ExecutedBlock {
-            block: block.clone(),
             hash: hash32(&block.header),
-            ..built
+            block,
+            header,
+            tx_ids,
+            execution,
         })
     }
 
@@ -558,8 +587,8 @@ mod tests {
         }
     }
 
-    fn none(_: &TxId) -> Option<Arc<CheckedTx>> {
-        None
+    fn none(_: &[TxId]) -> Vec<Option<Arc<CheckedTx>>> {
+        Vec::new()
     }
 
     #[test]
@@ -584,7 +613,7 @@ mod tests {
             let cert = f.certify(&leader, &executed);
             // The follower re-executes the proposal and reaches the same header.
             let checked = follower
-                .check_proposal(&executed.block, &none, i64::MAX)
+                .check_proposal(executed.block.clone(), &none, i64::MAX)
                 .expect("valid proposal");
             assert_eq!(checked.hash, executed.hash);
             follower.commit(checked, &cert).expect("follower commits");
@@ -680,15 +709,19 @@ mod tests {
             ),
         ];
         for (name, block) in cases {
-            let r = chain.check_proposal(&block, &none, i64::MAX);
+            let r = chain.check_proposal(block.clone(), &none, i64::MAX);
             assert!(
                 matches!(r, Err(ChainError::InvalidBlock { .. })),
                 "{name}: expected InvalidBlock, got {r:?}"
             );
         }
         // A time too far ahead of the replica's clock is refused too.
-        assert!(chain.check_proposal(&good.block, &none, T0).is_err());
-        assert!(chain.check_proposal(&good.block, &none, i64::MAX).is_ok());
+        assert!(chain.check_proposal(good.block.clone(), &none, T0).is_err());
+        assert!(
+            chain
+                .check_proposal(good.block.clone(), &none, i64::MAX)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+mod admission;
 pub mod api;
 pub mod audit;
 pub mod chain;

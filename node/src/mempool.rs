@@ -132,6 +132,16 @@ impl Mempool {
         self.by_arrival.get(&slot.arrival).cloned()
     }
 
+    /// How many more transactions the pool takes (by count; bytes are checked on insert).
+    pub fn room(&self) -> usize {
+        self.max_txs.saturating_sub(self.by_id.len())
+    }
+
+    /// Most transactions the pool holds.
+    pub fn capacity(&self) -> usize {
+        self.max_txs
+    }
+
     /// Number of transactions in the pool.
     pub fn len(&self) -> usize {
         self.by_id.len()

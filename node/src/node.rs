@@ -20,11 +20,12 @@ use tracechain_proto::v1 as pb;
 use tracechain_storage::Store;
 
 use crate::{
+    admission,
     chain::{Chain, ChainError, decode_block},
     genesis::Genesis,
     ledger::state,
     mempool::{Mempool, MempoolError},
-    tx::{self, CheckedTx, SignerKind, TxError, TxId},
+    tx::{CheckedTx, TxError, TxId},
 };
 
 /// Most transactions a block may hold, whatever the configuration says: with
@@ -33,6 +34,12 @@ use crate::{
 pub const MAX_BLOCK_TXS: usize = 50_000;
 /// Most bytes of transactions a block may hold.
 pub const MAX_BLOCK_BYTES: usize = 16 * 1024 * 1024;
+
+/// How many times the client bound of the mempool other members' pushes may fill it.
+/// Every member admits clients only below the client bound and every member holds
+/// (nearly) the same transactions, so the consortium's backlog stays near one client
+/// bound; the headroom absorbs members that are a little behind one another.
+pub const PEER_HEADROOM: usize = 4;
 
 /// Node settings.
 #[derive(Debug, Clone)]
@@ -47,9 +54,12 @@ pub struct NodeConfig {
     pub max_block_txs: usize,
     /// Most bytes of transactions in one block (at most [`MAX_BLOCK_BYTES`]).
     pub max_block_bytes: usize,
-    /// Mempool bound, transactions.
+    /// Mempool bound for clients' transactions: past it, clients are answered
+    /// RESOURCE_EXHAUSTED. Other members' pushes are taken up to
+    /// [`PEER_HEADROOM`] times this, so that a transaction one member accepted is not
+    /// refused by the primary that must propose it.
     pub mempool_max_txs: usize,
-    /// Mempool bound, bytes.
+    /// Mempool bound for clients' transactions, bytes (peers: [`PEER_HEADROOM`] times).
     pub mempool_max_bytes: usize,
     /// Node keys of observers that may connect to this node.
     pub observers: Vec<[u8; 32]>,
@@ -68,8 +78,11 @@ impl NodeConfig {
             block_interval: Duration::from_millis(200),
             max_block_txs: 10_000,
             max_block_bytes: MAX_BLOCK_BYTES,
-            mempool_max_txs: 200_000,
-            mempool_max_bytes: 256 * 1024 * 1024,
+            // A few full blocks: under overload, clients are told RESOURCE_EXHAUSTED
+            // (before any signature is checked) rather than queued for many seconds,
+            // and the CPU goes to deciding blocks, not to admitting a backlog.
+            mempool_max_txs: 40_000,
+            mempool_max_bytes: 64 * 1024 * 1024,
             observers: Vec::new(),
             p2p_listen: None,
             observer: false,
@@ -166,27 +179,31 @@ pub(crate) struct Shared {
     /// This node's replica, or `None` for an observer.
     pub(crate) replica: Option<ReplicaId>,
     /// Where admitted transactions are announced when the node runs with peers (the
-    /// consortium driver gossips the clients' ones and tells consensus about all).
+    /// consortium driver pushes the clients' ones to the other members and tells
+    /// consensus about all).
     pub(crate) admitted: std::sync::OnceLock<mpsc::Sender<Admitted>>,
     /// Turns true when the node shuts down: long-lived streams and waits end.
     pub(crate) closing: watch::Sender<bool>,
+    /// Where admission checks run, below the node's other work in CPU priority.
+    pub(crate) admission: rayon::ThreadPool,
 }
 
 /// Where a transaction came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// A client of this node's API: gossiped to the peers.
+    /// A client of this node's API: pushed on to the other members.
     Client,
-    /// A peer's gossip: already spread by gossipsub.
+    /// Another member's (or an observer's) push: every member got it from its origin.
     Peer,
 }
 
-/// Transactions that entered the mempool together (one submission, or one gossip
-/// message), announced to the consortium driver as one item.
+/// Transactions that entered the mempool together (one submission, or one pushed
+/// batch), announced to the consortium driver as one item.
 #[derive(Debug, Clone)]
 pub(crate) struct Admitted {
     pub(crate) origin: Origin,
-    pub(crate) txs: Vec<(TxId, pb::SignedTx)>,
+    /// The pooled transactions themselves (shared with the mempool, not copied).
+    pub(crate) txs: Vec<Arc<CheckedTx>>,
 }
 
 /// How long a client's submission waits for room in the consortium driver's queue
@@ -205,7 +222,7 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock is a bug; keep serving rather than cascade.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -263,7 +280,10 @@ impl Node {
         let store = Arc::new(Store::open(&config.data_dir)?);
         let chain = Chain::open(store.clone(), genesis.clone())?;
         let (head, _) = watch::channel(chain.head().height);
-        let mempool = Mempool::new(config.mempool_max_txs, config.mempool_max_bytes);
+        let mempool = Mempool::new(
+            config.mempool_max_txs.saturating_mul(PEER_HEADROOM),
+            config.mempool_max_bytes.saturating_mul(PEER_HEADROOM),
+        );
         Ok(Self {
             shared: Arc::new(Shared {
                 config,
@@ -276,6 +296,8 @@ impl Node {
                 node_key,
                 replica,
                 admitted: std::sync::OnceLock::new(),
+                admission: admission::pool()
+                    .map_err(|e| StartError::Config(format!("admission thread pool: {e}")))?,
                 closing: watch::channel(false).0,
             }),
         })
@@ -316,9 +338,10 @@ impl Node {
         txs: Vec<pb::SignedTx>,
     ) -> Vec<Result<TxId, AdmissionError>> {
         let n = txs.len();
-        // A client's transactions must be gossiped: wait (bounded) for room in the
-        // driver's queue before admitting them, so that a slow consortium slows its
-        // clients down instead of silently not gossiping. A peer's were gossiped already.
+        // A client's transactions must reach the other members: wait (bounded) for room
+        // in the driver's queue before admitting them, so that a slow consortium slows
+        // its clients down instead of silently not passing them on. A peer's were pushed
+        // to every member by their origin already.
         let permit = match (origin, self.shared.admitted.get()) {
             (Origin::Client, Some(announce)) if n > 0 => {
                 match tokio::time::timeout(ANNOUNCE_WAIT, announce.reserve()).await {
@@ -333,45 +356,23 @@ impl Node {
             }
             _ => None,
         };
+        if origin == Origin::Client && n > 0 {
+            // A full pool refuses a client's whole request before decoding any of it.
+            let pool = lock(&self.shared.mempool);
+            if pool.len() >= self.shared.config.mempool_max_txs
+                || pool.bytes() >= self.shared.config.mempool_max_bytes
+            {
+                let capacity = self.shared.config.mempool_max_txs;
+                return (0..n)
+                    .map(|_| Err(AdmissionError::Full { capacity }))
+                    .collect();
+            }
+        }
         let shared = self.shared.clone();
         let checked = blocking(move || {
-            let chain_id = shared.genesis.chain_id().to_string();
-            let mut out: Vec<Result<CheckedTx, AdmissionError>> = Vec::with_capacity(txs.len());
-            let mut pending = Vec::new();
-            let mut slots = Vec::new();
-            let mut decoded = Vec::with_capacity(txs.len());
-            for t in txs {
-                decoded.push(tx::decode(t, &chain_id));
-            }
-            // What is pending already is not checked again (a transaction submitted
-            // twice, or gossiped back): one short lock for the whole submission.
-            let already: Vec<bool> = {
-                let pool = lock(&shared.mempool);
-                decoded
-                    .iter()
-                    .map(|d| d.as_ref().is_ok_and(|u| pool.contains(&u.id())))
-                    .collect()
-            };
-            for (d, pending_already) in decoded.into_iter().zip(already) {
-                match d {
-                    Ok(u) if pending_already => out.push(Err(AdmissionError::Duplicate {
-                        id: u.id(),
-                        where_: "pending".into(),
-                    })),
-                    Ok(u) => {
-                        slots.push(out.len());
-                        pending.push(u);
-                        out.push(Err(AdmissionError::Internal("unverified".into())));
-                    }
-                    Err(e) => out.push(Err(e.into())),
-                }
-            }
-            for (slot, verified) in slots.into_iter().zip(tx::verify_all(pending)) {
-                out[slot] = verified
-                    .map_err(AdmissionError::from)
-                    .and_then(|c| precheck(&shared.store, c));
-            }
-            out
+            shared
+                .admission
+                .install(|| admission::check(&shared, origin, txs))
         })
         .await;
         let checked = match checked {
@@ -390,15 +391,17 @@ impl Node {
             for c in checked {
                 results.push(c.and_then(|c| {
                     let id = c.id;
-                    let signed = announcing.then(|| c.signed.clone());
-                    pool.insert(Arc::new(c)).map_err(|e| match e {
+                    let c = Arc::new(c);
+                    pool.insert(c.clone()).map_err(|e| match e {
                         MempoolError::Duplicate { id } => AdmissionError::Duplicate {
                             id,
                             where_: "pending".into(),
                         },
                         MempoolError::Full { capacity, .. } => AdmissionError::Full { capacity },
                     })?;
-                    admitted.extend(signed.map(|signed| (id, signed)));
+                    if announcing {
+                        admitted.push(c);
+                    }
                     Ok(id)
                 }));
             }
@@ -414,11 +417,11 @@ impl Node {
             match (permit, self.shared.admitted.get()) {
                 (Some(permit), _) => permit.send(batch),
                 (None, Some(announce)) => {
-                    // A peer's transactions: gossip spread them already; only the
-                    // censorship timer misses them if the driver is behind.
+                    // A peer's transactions: every member got them from their origin;
+                    // only the censorship timer misses them if the driver is behind.
                     if announce.try_send(batch).is_err() {
                         tracing::debug!(
-                            "consortium driver is behind; gossiped transactions not tracked"
+                            "consortium driver is behind; pushed transactions not tracked"
                         );
                     }
                 }
@@ -734,40 +737,6 @@ impl Node {
     }
 }
 
-/// Rejects what committed state already rules out forever: a transaction that is
-/// already committed, a device sequence at or below the device's high-water mark, a
-/// revoked device. Everything else is left to execution, where it gets a result code.
-fn precheck(store: &Store, tx: CheckedTx) -> Result<CheckedTx, AdmissionError> {
-    let internal = |e: tracechain_storage::StorageError| AdmissionError::Internal(e.to_string());
-    if let Some(loc) = store.tx_location(&tx.id.0).map_err(internal)? {
-        return Err(AdmissionError::Duplicate {
-            id: tx.id,
-            where_: format!("committed at height {}", loc.height),
-        });
-    }
-    if tx.signer.kind == SignerKind::Device
-        && let Some(bytes) = store
-            .get_state(&state::device_key(&tx.signer.id))
-            .map_err(internal)?
-    {
-        let device = pb::DeviceRecord::decode(bytes.as_slice())
-            .map_err(|e| AdmissionError::Internal(format!("corrupt device record: {e}")))?;
-        if device.revoked {
-            return Err(AdmissionError::Stale(format!(
-                "device {} is revoked",
-                tx.signer.id
-            )));
-        }
-        if tx.sequence <= device.last_sequence {
-            return Err(AdmissionError::Stale(format!(
-                "sequence {} of device {} is not above its last accepted sequence {} (replayed or out of order)",
-                tx.sequence, tx.signer.id, device.last_sequence
-            )));
-        }
-    }
-    Ok(tx)
-}
-
 fn block_time(block: &pb::CommittedBlock) -> i64 {
     block
         .block
@@ -781,6 +750,7 @@ mod tests {
     use tracechain_proto::v1::tx_body::Action;
 
     use super::*;
+    use crate::tx;
     use crate::{
         crypto::{Scheme, SecretKey},
         genesis::{GenesisFile, MemberEntry, Role},
@@ -861,6 +831,58 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_full_pool_refuses_clients_before_any_check_and_keeps_headroom_for_peers() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (node, admin) = setup(dir.path(), 2);
+        let first = node
+            .submit(vec![register(&admin, 1), register(&admin, 2)])
+            .await;
+        assert!(first.iter().all(Result::is_ok), "{first:?}");
+        // At the client bound, a client's request is refused whole before it is decoded
+        // or verified: a garbled signature is answered "full", not "bad signature".
+        let mut garbled = register(&admin, 3);
+        garbled.signature[0] ^= 1;
+        let refused = node
+            .submit(vec![garbled.clone(), register(&admin, 4)])
+            .await;
+        for r in &refused {
+            let e = r.as_ref().expect_err("full");
+            assert!(matches!(e, AdmissionError::Full { capacity: 2 }), "{e}");
+            assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+        }
+        // Another member's push is still admitted, up to PEER_HEADROOM times the bound
+        // (that member took it from its client; the primary must be able to propose it),
+        // and is still checked: the garbled one is refused for its signature.
+        let from_peer = node
+            .submit_from(Origin::Peer, vec![garbled, register(&admin, 4)])
+            .await;
+        assert!(
+            matches!(from_peer[0], Err(AdmissionError::Invalid(_))),
+            "{from_peer:?}"
+        );
+        assert!(from_peer[1].is_ok(), "{from_peer:?}");
+        let bound = 2 * PEER_HEADROOM;
+        let more: Vec<_> = (5..=(bound as u64 + 3))
+            .map(|s| register(&admin, s))
+            .collect();
+        let outcomes = node.submit_from(Origin::Peer, more).await;
+        let admitted = outcomes.iter().filter(|o| o.is_ok()).count();
+        assert_eq!(admitted, bound - 3, "{outcomes:?}");
+        assert!(
+            outcomes
+                .iter()
+                .filter_map(|o| o.as_ref().err())
+                .all(|e| matches!(e, AdmissionError::Full { capacity } if *capacity == bound)),
+            "{outcomes:?}"
+        );
+        assert_eq!(node.status().await.mempool_size, bound as u64);
+        // Nothing admitted is lost: blocks drain the pool.
+        while node.status().await.mempool_size > 0 {
+            assert!(matches!(node.produce_block().await, Ok(Some(_))));
+        }
+    }
+
+    #[tokio::test]
     async fn committed_transactions_are_duplicates_and_restart_keeps_the_head() {
         let dir = tempfile::tempdir().expect("dir");
         let (node, admin) = setup(dir.path(), 100);
@@ -912,7 +934,7 @@ mod tests {
             2,
             "nothing refused was admitted"
         );
-        // A peer's gossip is admitted anyway (it was spread already).
+        // A peer's push is admitted anyway (its origin sent it to every member).
         let peer = node
             .submit_from(Origin::Peer, vec![register(&admin, 4)])
             .await;

@@ -351,6 +351,11 @@ impl UnverifiedTx {
         &self.signer
     }
 
+    /// The signer's sequence number.
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
     /// The envelope as received.
     pub fn signed(&self) -> &pb::SignedTx {
         &self.signed

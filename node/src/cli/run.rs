@@ -35,7 +35,7 @@ pub(super) struct RunArgs {
     /// Most transactions per block [default: 10000].
     #[arg(long)]
     max_block_txs: Option<usize>,
-    /// Mempool bound, transactions [default: 200000].
+    /// Mempool bound, transactions [default: 40000].
     #[arg(long)]
     mempool_max_txs: Option<usize>,
     /// Run as an observer: follow and serve the chain, vote in nothing.
