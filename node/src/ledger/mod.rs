@@ -87,6 +87,7 @@ impl Ledger {
         txs: impl IntoIterator<Item = &'t CheckedTx>,
     ) -> Result<BlockExecution, StateError> {
         let mut out = BlockExecution::default();
+        let mut writes = state::BlockWrites::default();
         let mut seen: BTreeSet<TxId> = BTreeSet::new();
         for (index, tx) in txs.into_iter().enumerate() {
             let index = index as u32;
@@ -97,11 +98,11 @@ impl Ledger {
                         format!("transaction {} is already in the chain", tx.id),
                     ))
                 } else {
-                    let mut st = state::TxState::new(store, &out.writes);
+                    let mut st = state::TxState::new(store, &writes);
                     match rules::apply(&self.genesis, ctx, &mut st, tx)? {
                         Ok(history) => {
-                            let writes = st.into_writes();
-                            out.writes.extend(writes);
+                            let staged = st.into_writes();
+                            writes.apply(staged);
                             for entry in &history {
                                 out.index_writes.push((
                                     state::history_key(entry, ctx.height, index),
@@ -126,6 +127,7 @@ impl Ledger {
                 },
             });
         }
+        out.writes = writes.into_writes();
         Ok(out)
     }
 }

@@ -30,15 +30,16 @@ fn shipment_event(s: &pb::ShipmentTwin) -> Vec<pb::HistoryEntry> {
 /// shipment's history, and the updated twin; returns the history entry.
 fn record_event(
     st: &mut TxState<'_>,
-    s: &mut pb::ShipmentTwin,
+    mut s: pb::ShipmentTwin,
     location: &str,
 ) -> Vec<pb::HistoryEntry> {
     if !location.is_empty() {
         s.last_location = location.to_string();
     }
     s.event_count += 1;
-    st.write(state::shipment_key(&s.shipment_id), &*s);
-    shipment_event(s)
+    let history = shipment_event(&s);
+    st.write(state::shipment_key(&s.shipment_id), s);
+    history
 }
 
 fn device_event(d: &pb::DeviceRecord) -> Vec<pb::HistoryEntry> {
@@ -128,7 +129,7 @@ fn member_tx(
     };
     if outcome.is_ok() {
         account.last_sequence = tx.sequence;
-        st.write(key, &account);
+        st.write(key, account);
     }
     Ok(outcome)
 }
@@ -186,7 +187,7 @@ fn device_tx(
             device.sequence_gaps += 1;
         }
         device.last_sequence = tx.sequence;
-        st.write(state::device_key(id), &device);
+        st.write(state::device_key(id), device);
     }
     Ok(outcome)
 }
@@ -243,8 +244,9 @@ fn register_device(
         lifecycle_events: 1,
         ..Default::default()
     };
-    st.write(state::device_key(&a.device_id), &record);
-    Ok(Ok(device_event(&record)))
+    let history = device_event(&record);
+    st.write(state::device_key(&a.device_id), record);
+    Ok(Ok(history))
 }
 
 fn rotate_device_key(
@@ -257,8 +259,9 @@ fn rotate_device_key(
     d.public_key = a.public_key.clone();
     d.key_rotations += 1;
     d.lifecycle_events += 1;
-    st.write(state::device_key(&a.device_id), &d);
-    Ok(Ok(device_event(&d)))
+    let history = device_event(&d);
+    st.write(state::device_key(&a.device_id), d);
+    Ok(Ok(history))
 }
 
 fn revoke_device(
@@ -272,8 +275,9 @@ fn revoke_device(
     d.revoked_height = ctx.height;
     d.revoke_reason = a.reason.clone();
     d.lifecycle_events += 1;
-    st.write(state::device_key(&a.device_id), &d);
-    Ok(Ok(device_event(&d)))
+    let history = device_event(&d);
+    st.write(state::device_key(&a.device_id), d);
+    Ok(Ok(history))
 }
 
 // ---- shipments -----------------------------------------------------------------
@@ -358,8 +362,9 @@ fn create_shipment(
         ..Default::default()
     };
     twin::recompute_verdict(&mut t);
-    st.write(state::shipment_key(&a.shipment_id), &t);
-    Ok(Ok(shipment_event(&t)))
+    let history = shipment_event(&t);
+    st.write(state::shipment_key(&a.shipment_id), t);
+    Ok(Ok(history))
 }
 
 /// Most devices one shipment may carry.
@@ -394,7 +399,7 @@ fn attach_device(
         ));
     }
     s.attached_devices.push(a.device_id.clone());
-    Ok(Ok(record_event(st, &mut s, "")))
+    Ok(Ok(record_event(st, s, "")))
 }
 
 fn ship(
@@ -433,7 +438,7 @@ fn ship(
     s.status = pb::ShipmentStatus::InTransit as i32;
     s.consignee = a.to_custodian.clone();
     s.pending_owner = a.new_owner.clone();
-    Ok(Ok(record_event(st, &mut s, &a.location)))
+    Ok(Ok(record_event(st, s, &a.location)))
 }
 
 fn receive(
@@ -468,7 +473,7 @@ fn receive(
     } else {
         pb::ShipmentStatus::Received
     } as i32;
-    Ok(Ok(record_event(st, &mut s, &a.location)))
+    Ok(Ok(record_event(st, s, &a.location)))
 }
 
 fn customs(
@@ -494,7 +499,7 @@ fn customs(
             ));
         }
     } as i32;
-    Ok(Ok(record_event(st, &mut s, &a.location)))
+    Ok(Ok(record_event(st, s, &a.location)))
 }
 
 fn sensor_report(
@@ -545,7 +550,7 @@ fn sensor_report(
             location: r.location,
         },
     );
-    Ok(Ok(record_event(st, &mut s, "")))
+    Ok(Ok(record_event(st, s, "")))
 }
 
 // ---- EPCIS -----------------------------------------------------------------------
@@ -567,7 +572,7 @@ fn record_epcis_event(
         if !seen.insert(epc.as_str()) {
             continue;
         }
-        let Some(mut s) = state::shipment(st, epc)? else {
+        let Some(s) = state::shipment(st, epc)? else {
             continue;
         };
         let party = [&s.creator, &s.owner, &s.custodian, &s.consignee]
@@ -576,7 +581,7 @@ fn record_epcis_event(
         if !party || s.status == pb::ShipmentStatus::Delivered as i32 {
             continue;
         }
-        history.extend(record_event(st, &mut s, ""));
+        history.extend(record_event(st, s, ""));
     }
     Ok(Ok(history))
 }

@@ -6,6 +6,7 @@
 //! writes, then the block's, then the committed state; its writes reach the block
 //! only if it succeeds, so a failed transaction changes nothing.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 
 use prost::Message;
@@ -95,54 +96,111 @@ pub fn history_key(entry: &pb::HistoryEntry, height: u64, index: u32) -> Vec<u8>
 /// State writes of a block, sorted by key; `None` deletes.
 pub type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
+/// A decoded state record kept in the block's overlay: encoded once, when the block is
+/// done, however many of its transactions wrote it.
+trait Record: Any + Send {
+    fn encode_record(&self) -> Vec<u8>;
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<M: Message + Any + Send> Record for M {
+    fn encode_record(&self) -> Vec<u8> {
+        self.encode_to_vec()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The records a block (or a transaction) wrote, decoded.
+type Records = BTreeMap<Vec<u8>, Box<dyn Record>>;
+
+/// What a block's transactions wrote so far, as decoded records.
+///
+/// Sensor readings rewrite the same few records (the shipment twin, the device's
+/// sequence) many times per block; keeping them decoded between transactions saves a
+/// decode and an encode per transaction (docs/PERFORMANCE.md). The bytes that state
+/// and its commitment see are the same: each record's encoding after the block's last
+/// write to it.
+#[derive(Default)]
+pub struct BlockWrites {
+    records: Records,
+}
+
+impl BlockWrites {
+    /// The block's writes, encoded, sorted by key.
+    pub fn into_writes(self) -> Writes {
+        self.records
+            .into_iter()
+            .map(|(k, v)| (k, Some(v.encode_record())))
+            .collect()
+    }
+
+    /// Applies a successful transaction's writes.
+    pub fn apply(&mut self, tx: TxWrites) {
+        self.records.extend(tx.0);
+    }
+}
+
+/// A transaction's staged writes, to apply to the block once it succeeded.
+pub struct TxWrites(Records);
+
 /// A transaction's view of state: its own writes over the block's over the store.
 pub struct TxState<'a> {
     store: &'a dyn StateReader,
-    block: &'a Writes,
-    pending: Writes,
+    block: &'a BlockWrites,
+    pending: Records,
 }
 
 impl<'a> TxState<'a> {
     /// A fresh view for one transaction.
-    pub fn new(store: &'a dyn StateReader, block: &'a Writes) -> Self {
+    pub fn new(store: &'a dyn StateReader, block: &'a BlockWrites) -> Self {
         Self {
             store,
             block,
-            pending: Writes::new(),
+            pending: Records::new(),
         }
-    }
-
-    fn raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        if let Some(v) = self.pending.get(key) {
-            return Ok(v.clone());
-        }
-        if let Some(v) = self.block.get(key) {
-            return Ok(v.clone());
-        }
-        self.store.get(key)
     }
 
     /// Reads and decodes a record.
-    pub fn read<M: Message + Default>(&self, key: &[u8]) -> Result<Option<M>, StateError> {
-        match self.raw(key)? {
+    pub fn read<M: Message + Default + Clone + Any>(
+        &self,
+        key: &[u8],
+    ) -> Result<Option<M>, StateError> {
+        let corrupt = |reason: String| StateError::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason,
+        };
+        if let Some(record) = self
+            .pending
+            .get(key)
+            .or_else(|| self.block.records.get(key))
+        {
+            // Keys are typed by their prefix, so a record under a key is always of the
+            // type that key is read as.
+            return record
+                .as_any()
+                .downcast_ref::<M>()
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| corrupt("written with another record type".into()));
+        }
+        match self.store.get(key)? {
             None => Ok(None),
             Some(bytes) => M::decode(bytes.as_slice())
                 .map(Some)
-                .map_err(|e| StateError::Corrupt {
-                    key: String::from_utf8_lossy(key).into_owned(),
-                    reason: e.to_string(),
-                }),
+                .map_err(|e| corrupt(e.to_string())),
         }
     }
 
     /// Stages a record write.
-    pub fn write<M: Message>(&mut self, key: Vec<u8>, record: &M) {
-        self.pending.insert(key, Some(record.encode_to_vec()));
+    pub fn write<M: Message + Any + Send>(&mut self, key: Vec<u8>, record: M) {
+        self.pending.insert(key, Box::new(record));
     }
 
-    /// The staged writes, for merging into the block after success.
-    pub fn into_writes(self) -> Writes {
-        self.pending
+    /// The staged writes, for [`BlockWrites::apply`] after the transaction succeeded.
+    pub fn into_writes(self) -> TxWrites {
+        TxWrites(self.pending)
     }
 }
 
