@@ -277,6 +277,19 @@ async fn node_end_to_end_over_grpc_and_cli() {
     assert!(outcomes.iter().all(|o| o.accepted), "{outcomes:?}");
     let last = wait_committed(&mut c, &outcomes[19].tx_id).await;
     assert_eq!(last.result.expect("result").code, pb::ResultCode::Ok as i32);
+    // Sent again, each is refused with the canonical gRPC code name the API documents.
+    let again = c
+        .submit_txs(pb::SubmitTxsRequest { txs: batch.clone() })
+        .await
+        .expect("submit batch again")
+        .into_inner()
+        .outcomes;
+    assert!(
+        again
+            .iter()
+            .all(|o| !o.accepted && o.error_code == "ALREADY_EXISTS"),
+        "{again:?}"
+    );
 
     let twin = c
         .get_shipment(pb::GetShipmentRequest {
