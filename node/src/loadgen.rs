@@ -2,6 +2,7 @@
 //! the transactions that register them and put them on shipments, and signed readings
 //! split into streams that each keep a device's readings in sequence order.
 
+use rayon::prelude::*;
 use tracechain_proto::v1::{self as pb, tx_body::Action};
 
 use crate::{
@@ -110,30 +111,39 @@ pub fn readings(
     let t0 = latest_ms - per_device as i64 * interval_ms;
     let mut out: Vec<Vec<pb::SignedTx>> = vec![Vec::new(); streams];
     let mut signed = 0usize;
-    'rounds: for k in 0..per_device {
-        for (d, (id, key)) in devices.iter().enumerate() {
-            if signed == total {
-                break 'rounds;
-            }
-            let at = t0 + k as i64 * interval_ms;
-            out[d % streams].push(tx::sign_body(
-                &pb::TxBody {
-                    chain_id: chain.into(),
-                    signer: Some(signer(pb::SignerKind::Device, id, key)),
-                    sequence: k as u64 + 1,
-                    time_ms: at,
-                    action: Some(Action::SensorReport(pb::SensorReport {
-                        shipment_id: shipments[d / DEVICES_PER_SHIPMENT].clone(),
-                        observed_at_ms: at,
-                        temperature_milli_c: 4_000 + ((k * 7 + d) % 30) as i32 * 100,
-                        humidity_permille: Some(800),
-                        location: None,
-                    })),
-                },
-                key,
-            ));
-            signed += 1;
+    for k in 0..per_device {
+        let round = devices.len().min(total - signed);
+        if round == 0 {
+            break;
         }
+        let at = t0 + k as i64 * interval_ms;
+        // One round of readings (every device's k-th), signed on all cores.
+        let txs: Vec<pb::SignedTx> = devices[..round]
+            .par_iter()
+            .enumerate()
+            .map(|(d, (id, key))| {
+                tx::sign_body(
+                    &pb::TxBody {
+                        chain_id: chain.into(),
+                        signer: Some(signer(pb::SignerKind::Device, id, key)),
+                        sequence: k as u64 + 1,
+                        time_ms: at,
+                        action: Some(Action::SensorReport(pb::SensorReport {
+                            shipment_id: shipments[d / DEVICES_PER_SHIPMENT].clone(),
+                            observed_at_ms: at,
+                            temperature_milli_c: 4_000 + ((k * 7 + d) % 30) as i32 * 100,
+                            humidity_permille: Some(800),
+                            location: None,
+                        })),
+                    },
+                    key,
+                )
+            })
+            .collect();
+        for (d, tx) in txs.into_iter().enumerate() {
+            out[d % streams].push(tx);
+        }
+        signed += round;
     }
     out
 }

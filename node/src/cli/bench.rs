@@ -12,6 +12,7 @@ use std::{
     collections::HashMap,
     io::Write,
     path::PathBuf,
+    sync::atomic::{AtomicUsize, Ordering::Relaxed},
     time::{Duration, Instant},
 };
 
@@ -38,8 +39,9 @@ pub(super) struct BenchArgs {
     /// Devices.
     #[arg(long, default_value_t = 400)]
     devices: usize,
-    /// Most events signed in advance (the load stops early if they run out).
-    #[arg(long, default_value_t = 600_000)]
+    /// Most events signed in advance (the load stops early if they run out). At
+    /// saturation (`--rate 0`), 25,000 per second of duration are signed, up to this.
+    #[arg(long, default_value_t = 2_000_000)]
     max_events: usize,
     /// Directory for the consortium (default: temporary).
     #[arg(long)]
@@ -56,6 +58,13 @@ pub(super) struct BenchArgs {
 }
 
 const CHAIN: &str = "tracechain-devnet";
+
+/// What one node's sender saw: refused for good, and refused as overloaded then resent.
+#[derive(Default)]
+struct SendCounts {
+    refused: AtomicUsize,
+    throttled: AtomicUsize,
+}
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -167,11 +176,8 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
     }
 
     // ---- pre-sign the load ----
-    let total = if a.rate > 0 {
-        ((a.rate * a.duration) as usize).min(a.max_events)
-    } else {
-        a.max_events
-    };
+    let per_second = if a.rate > 0 { a.rate } else { 25_000 };
+    let total = ((per_second * a.duration) as usize).min(a.max_events);
     let signing = Instant::now();
     // Stream n goes to node n: a device always talks to the same node.
     let streams = loadgen::readings(
@@ -237,7 +243,7 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
         senders.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(20));
             let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(in_flight));
-            let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let counts = std::sync::Arc::new(SendCounts::default());
             for batch in stream.chunks(per_tick) {
                 if started.elapsed() >= window {
                     break;
@@ -248,31 +254,57 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
                 let Ok(slot) = slots.clone().acquire_owned().await else {
                     break;
                 };
-                let (mut c, sent_tx, refused, batch) =
-                    (c.clone(), sent_tx.clone(), refused.clone(), batch.to_vec());
+                let (mut c, sent_tx, counts, batch) =
+                    (c.clone(), sent_tx.clone(), counts.clone(), batch.to_vec());
                 tokio::spawn(async move {
                     let at = Instant::now();
-                    let n = batch.len();
-                    match c.submit_txs(pb::SubmitTxsRequest { txs: batch }).await {
-                        Ok(r) => {
-                            for o in r.into_inner().outcomes {
-                                if o.accepted {
-                                    let _ = sent_tx.send((o.tx_id, at));
-                                } else {
-                                    refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                }
+                    let mut pending = batch;
+                    // At saturation, what the node refuses as overloaded (a full mempool,
+                    // a full consortium queue) is sent again after a pause that doubles
+                    // each time, as a real client backing off would. The refused ones are always the tail of
+                    // the request, and the next request waits for this slot, so a
+                    // device's readings stay in order.
+                    let mut pause = Duration::from_millis(20);
+                    while !pending.is_empty() {
+                        let n = pending.len();
+                        let outcomes = match c
+                            .submit_txs(pb::SubmitTxsRequest {
+                                txs: pending.clone(),
+                            })
+                            .await
+                        {
+                            Ok(r) => r.into_inner().outcomes,
+                            Err(_) => {
+                                counts.refused.fetch_add(n, Relaxed);
+                                break;
+                            }
+                        };
+                        let mut again = Vec::new();
+                        for (o, tx) in outcomes.into_iter().zip(pending) {
+                            if o.accepted {
+                                let _ = sent_tx.send((o.tx_id, at));
+                            } else if !open_loop
+                                && o.error_code == "RESOURCE_EXHAUSTED"
+                                && started.elapsed() < window
+                            {
+                                again.push(tx);
+                            } else {
+                                counts.refused.fetch_add(1, Relaxed);
                             }
                         }
-                        Err(_) => {
-                            refused.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                        if !again.is_empty() {
+                            counts.throttled.fetch_add(again.len(), Relaxed);
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(Duration::from_millis(320));
                         }
+                        pending = again;
                     }
                     drop(slot);
                 });
             }
             // Wait for the requests still in flight.
             let _ = slots.acquire_many(in_flight as u32).await;
-            refused.load(std::sync::atomic::Ordering::Relaxed)
+            (counts.refused.load(Relaxed), counts.throttled.load(Relaxed))
         }));
     }
     drop(sent_tx);
@@ -358,9 +390,11 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
     // shared over the whole run.
     let elapsed = last_commit.duration_since(started).as_secs_f64().max(0.001);
     let wall = started.elapsed().as_secs_f64().max(0.001);
-    let mut refused = 0;
+    let (mut refused, mut throttled) = (0, 0);
     for s in senders {
-        refused += s.await.unwrap_or(0);
+        let (r, t) = s.await.unwrap_or((0, 0));
+        refused += r;
+        throttled += t;
     }
     let usage: Vec<(f64, u64)> = pids
         .iter()
@@ -392,6 +426,7 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
         "devices": a.devices,
         "committed": committed,
         "refused_at_admission": refused,
+        "throttled_and_resent": throttled,
         "uncommitted_after_drain": submitted.len(),
         "committed_per_second": rate,
         "latency_ms": {
@@ -420,6 +455,9 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
         "| committed / refused / uncommitted | {committed} / {refused} / {} |",
         submitted.len()
     );
+    if throttled > 0 {
+        println!("| answered RESOURCE_EXHAUSTED and sent again | {throttled} |");
+    }
     println!(
         "| latency p50 / p95 / p99 (ms) | {:.0} / {:.0} / {:.0} |",
         percentile(&latencies, 0.50),
