@@ -50,6 +50,10 @@ pub struct NetworkConfig {
     pub event_capacity: usize,
     /// Most inbound block requests waiting for the node's answer at once; more are refused busy.
     pub max_pending_block_requests: usize,
+    /// Most bytes of transaction batches queued for one member (pushes go out one at a time
+    /// per member, in order); a push that would exceed it is not queued for that member and
+    /// is counted in `dropped_pushes`.
+    pub max_push_queue_bytes: usize,
     /// First redial delay after a member disconnects or a dial fails.
     pub redial_backoff_min: Duration,
     /// Cap of the exponential redial delay.
@@ -76,6 +80,7 @@ impl NetworkConfig {
             request_timeout: Duration::from_secs(10),
             event_capacity: 1024,
             max_pending_block_requests: 32,
+            max_push_queue_bytes: 64 * 1024 * 1024,
             redial_backoff_min: Duration::from_millis(500),
             redial_backoff_max: Duration::from_secs(30),
             idle_connection_timeout: Duration::from_secs(60),

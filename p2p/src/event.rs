@@ -81,8 +81,12 @@ pub struct NetworkStats {
     pub rejected_txs: u64,
     /// Transaction pushes answered busy because the event channel was full.
     pub dropped_txs: u64,
-    /// Our transaction pushes that a peer answered busy (its event channel was full).
+    /// Our transaction pushes that a peer answered busy (its event channel was full); each is
+    /// sent again shortly, before anything pushed after it.
     pub busy_pushes: u64,
+    /// Our transaction batches not delivered to a member: its push queue was full, or it
+    /// disconnected with batches still queued.
+    pub dropped_pushes: u64,
     /// Direct consensus messages answered busy because the event channel was full.
     pub dropped_consensus: u64,
     /// Consensus messages refused because the sender is not a member.

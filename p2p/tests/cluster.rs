@@ -77,6 +77,38 @@ async fn pushed_txs_reach_every_other_member_exactly_once() {
     shutdown_all(&nodes).await;
 }
 
+/// A member's pushes arrive at each other member in the order it pushed them, however they
+/// are interleaved in size (a large batch in flight does not let a small one overtake it):
+/// the node relies on this to see a device's readings in sequence order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_arrive_in_the_order_they_were_pushed() {
+    init_logs();
+    let mut nodes = start_members(&MEMBERS[..2], &[], |_| {}).await;
+    wait_for_mesh(&nodes, 1).await;
+    drain(&mut nodes[1].events);
+    let batches: Vec<Vec<u8>> = (0..60u32)
+        .map(|i| {
+            // Alternately ~200 KiB and a few bytes, each tagged with its number.
+            let len = if i % 2 == 0 { 200 * 1024 } else { 8 };
+            let mut b = vec![0u8; len];
+            b[..4].copy_from_slice(&i.to_be_bytes());
+            b
+        })
+        .collect();
+    for b in &batches {
+        assert_eq!(nodes[0].handle.push_txs(b.clone()).await.expect("push"), 1);
+    }
+    for (i, b) in batches.iter().enumerate() {
+        let (from, got) = next_tx(&mut nodes[1].events).await;
+        assert_eq!(from, nodes_peer(0));
+        assert_eq!(&got[..4], &b[..4], "batch {i} arrived out of order");
+        assert_eq!(got.len(), b.len());
+    }
+    let s = stats(&nodes[0]).await;
+    assert_eq!((s.busy_pushes, s.dropped_pushes), (0, 0));
+    shutdown_all(&nodes).await;
+}
+
 fn nodes_peer(index: usize) -> PeerId {
     peer_id(MEMBERS[index])
 }
@@ -283,8 +315,9 @@ async fn frames_over_the_readers_limit_fail_cleanly() {
         "{result:?}"
     );
 
-    // 11 pushes 10 KiB of transactions to 12: sent (pushes wait for no answer), but 12's
-    // reader refuses the frame, so 12's node never sees it.
+    // 11 pushes 10 KiB of transactions to 12: queued (pushes wait for no answer), but 12's
+    // reader refuses the frame, so 12's node never sees it; the batch is dropped, counted,
+    // and does not hold up the pushes behind it.
     let sent = nodes[0]
         .handle
         .push_txs(vec![3u8; 10 * 1024])
@@ -322,6 +355,7 @@ async fn frames_over_the_readers_limit_fail_cleanly() {
         extra.is_empty(),
         "the oversized push was delivered: {extra:?}"
     );
+    assert_eq!(stats(&nodes[0]).await.dropped_pushes, 1);
     assert_eq!(stats(&nodes[0]).await.connected_members, vec![large]);
     shutdown_all(&nodes).await;
 }
@@ -329,7 +363,7 @@ async fn frames_over_the_readers_limit_fail_cleanly() {
 /// A node that does not keep up never makes the network task buffer without bound: once its
 /// event channel is full, direct messages, block requests and transaction pushes are answered
 /// busy, each counted (the pusher counts the busy answer too); after the node catches up,
-/// delivery resumes.
+/// delivery resumes, and the push answered busy is delivered then, before later ones.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_node_gets_busy_answers_and_counted_drops() {
     init_logs();
@@ -380,23 +414,26 @@ async fn a_slow_node_gets_busy_answers_and_counted_drops() {
         .expect("push");
     assert_eq!(sent, 1);
     wait_until("the pusher counts the busy answer", || async {
-        stats(&nodes[1]).await.busy_pushes == 1
+        stats(&nodes[1]).await.busy_pushes >= 1
     })
     .await;
     let s = stats(&nodes[0]).await;
-    assert_eq!(
-        (s.dropped_consensus, s.dropped_block_requests, s.dropped_txs),
-        (1, 1, 1)
-    );
+    assert_eq!((s.dropped_consensus, s.dropped_block_requests), (1, 1));
+    assert!(s.dropped_txs >= 1, "{s:?}");
     assert_eq!(s.busy_pushes, 0, "the slow node pushed nothing");
 
-    // The queue holds exactly what was acknowledged, in order, and no transaction.
+    // The queue holds what was acknowledged, in order. The busy push is sent again
+    // (every few milliseconds) until there is room, so it may already follow them.
     let queued = drain(&mut nodes[0].events);
-    assert!(txs(&queued).is_empty(), "the refused push was queued");
     let expected: Vec<_> = (0..capacity)
         .map(|i| (nodes[1].peer_id, vec![i as u8]))
         .collect();
     assert_eq!(consensus(&queued), expected);
+    let early = txs(&queued);
+    assert!(
+        early.is_empty() || early == vec![(nodes[1].peer_id, b"tx while slow".to_vec())],
+        "{early:?}"
+    );
     nodes[1]
         .handle
         .send(slow, b"after catching up".to_vec())
@@ -413,12 +450,23 @@ async fn a_slow_node_gets_busy_answers_and_counted_drops() {
         .push_txs(b"tx after catching up".to_vec())
         .await
         .expect("push");
+    // The refused push was not lost, and nothing overtook it.
+    if early.is_empty() {
+        assert_eq!(
+            next_tx(&mut nodes[0].events).await,
+            (nodes[1].peer_id, b"tx while slow".to_vec())
+        );
+    }
     assert_eq!(
         next_tx(&mut nodes[0].events).await,
         (nodes[1].peer_id, b"tx after catching up".to_vec())
     );
-    let s = stats(&nodes[1]).await;
-    assert_eq!((s.busy_pushes, s.dropped_txs), (1, 0));
-    assert_eq!(stats(&nodes[0]).await.dropped_txs, 1);
+    let pusher = stats(&nodes[1]).await;
+    let slow_stats = stats(&nodes[0]).await;
+    assert_eq!(
+        pusher.busy_pushes, slow_stats.dropped_txs,
+        "every busy answer counted on both sides"
+    );
+    assert_eq!(pusher.dropped_pushes, 0);
     shutdown_all(&nodes).await;
 }

@@ -96,6 +96,8 @@ pub fn spawn(
         pending_sends: HashMap::new(),
         pending_block_requests: HashMap::new(),
         block_replies: FuturesUnordered::new(),
+        push_links: HashMap::new(),
+        push_retries: FuturesUnordered::new(),
         counters: Counters::default(),
     };
     tokio::spawn(task.run());
@@ -109,6 +111,7 @@ struct Limits {
     max_response_bytes: usize,
     request_timeout: Duration,
     max_pending_block_requests: usize,
+    max_push_queue_bytes: usize,
 }
 
 impl From<&NetworkConfig> for Limits {
@@ -118,6 +121,7 @@ impl From<&NetworkConfig> for Limits {
             max_response_bytes: config.max_response_bytes,
             request_timeout: config.request_timeout,
             max_pending_block_requests: config.max_pending_block_requests,
+            max_push_queue_bytes: config.max_push_queue_bytes,
         }
     }
 }
@@ -128,6 +132,7 @@ struct Counters {
     rejected_txs: u64,
     dropped_txs: u64,
     busy_pushes: u64,
+    dropped_pushes: u64,
     dropped_consensus: u64,
     rejected_consensus: u64,
     dropped_block_requests: u64,
@@ -158,6 +163,10 @@ struct SwarmTask {
     pending_block_requests: HashMap<OutboundRequestId, BlocksWaiter>,
     /// At most `max_pending_block_requests` entries, each ending within the request timeout.
     block_replies: FuturesUnordered<BoxFuture<'static, BlockReply>>,
+    /// Per connected member: transaction batches to push, in order, one in flight.
+    push_links: HashMap<PeerId, txs::PushLink>,
+    /// Members whose busy push is due to be sent again (one entry per waiting link).
+    push_retries: FuturesUnordered<BoxFuture<'static, PeerId>>,
     counters: Counters,
 }
 
@@ -171,6 +180,7 @@ impl SwarmTask {
                 command = self.commands.recv() => if let ControlFlow::Break(done) = self.handle_command(command) { break done },
                 _ = redial_tick.tick() => self.handle_redial_tick(),
                 Some(reply) = self.block_replies.next() => self.handle_block_reply(reply),
+                Some(peer) = self.push_retries.next() => self.handle_push_retry(peer),
             }
         };
         let peer = *self.swarm.local_peer_id();
@@ -242,6 +252,7 @@ impl SwarmTask {
             rejected_txs: c.rejected_txs,
             dropped_txs: c.dropped_txs,
             busy_pushes: c.busy_pushes,
+            dropped_pushes: c.dropped_pushes,
             dropped_consensus: c.dropped_consensus,
             rejected_consensus: c.rejected_consensus,
             dropped_block_requests: c.dropped_block_requests,
@@ -352,6 +363,7 @@ impl SwarmTask {
             return;
         }
         self.redialer.on_disconnected(&peer, Instant::now());
+        self.drop_push_link(&peer);
         if let Some(entry) = self.roster.get(&peer) {
             info!(%peer, name = %entry.name, "peer disconnected");
             let event = NetworkEvent::PeerDisconnected {

@@ -1,12 +1,26 @@
-//! Transactions (`/tracechain/txs/1`): pushing a batch to every connected member, and handing
+//! Transactions (`/tracechain/txs/1`): pushing batches to every connected member, and handing
 //! the batches peers push to us to the node.
 //!
 //! No signatures, forwarding or dedupe: the connections are already authenticated and every
 //! member is connected to every other, so one unsigned copy per link reaches everyone, and the
 //! node's mempool dedupes by transaction id.
+//!
+//! **Order.** Each request-response exchange runs on its own substream, so two pushes in
+//! flight at once can arrive in either order; but the node relies on a member's batches
+//! arriving in the order it pushed them (a device's readings are pushed in sequence order,
+//! and a primary that sees reading 6 before reading 5 proposes 6 and makes 5 a replay). So
+//! each member gets its own queue ([`PushLink`]): one batch in flight, the next sent when the
+//! previous is acknowledged; a batch answered busy is sent again after [`BUSY_RETRY`], before
+//! anything behind it; one that timed out is sent again while the member stays connected.
+//! Queues are bounded in bytes; when a member disconnects its queue is dropped (it learns
+//! those transactions from the proposals that carry them).
 
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use futures::FutureExt;
 use libp2p::PeerId;
-use libp2p::request_response::{self, Message, ResponseChannel};
+use libp2p::request_response::{self, Message, OutboundRequestId, ResponseChannel};
 use tracing::{debug, warn};
 
 use super::{SwarmTask, check_size};
@@ -14,23 +28,108 @@ use crate::codec::MessageAck;
 use crate::error::{NetworkError, Rejection};
 use crate::event::NetworkEvent;
 
+/// Pause before a batch the member answered busy is sent again.
+pub(super) const BUSY_RETRY: Duration = Duration::from_millis(20);
+
+/// The batches waiting for one member, oldest first; the first is in flight or waiting to be
+/// sent again.
+#[derive(Debug, Default)]
+pub(super) struct PushLink {
+    queue: VecDeque<Vec<u8>>,
+    bytes: usize,
+    in_flight: Option<OutboundRequestId>,
+    /// A retry of the first batch is scheduled.
+    waiting: bool,
+}
+
 impl SwarmTask {
-    /// Sends `bytes` to every connected member; returns how many. No waiter is kept (and no
-    /// entry in `pending_sends`, whose ids belong to the consensus behaviour): the answers only
-    /// feed counters and logs.
+    /// Queues `bytes` for every connected member and starts sending where nothing is in
+    /// flight; returns how many members it was queued for.
     pub(super) fn push_txs(&mut self, bytes: Vec<u8>) -> Result<usize, NetworkError> {
         check_size(bytes.len(), self.limits.max_message_bytes)?;
         let members = self.connected_members();
-        let Some((last, others)) = members.split_last() else {
+        if members.is_empty() {
             return Err(NetworkError::NoPeers);
-        };
-        let txs = &mut self.swarm.behaviour_mut().txs;
-        for peer in others {
-            txs.send_request(peer, bytes.clone());
         }
-        // The last one takes the buffer itself: one copy fewer of up to `max_message_bytes`.
-        txs.send_request(last, bytes);
-        Ok(members.len())
+        let mut queued = 0;
+        for peer in members {
+            let link = self.push_links.entry(peer).or_default();
+            if link.bytes + bytes.len() > self.limits.max_push_queue_bytes {
+                self.counters.dropped_pushes += 1;
+                warn!(%peer, queued_bytes = link.bytes, dropped = self.counters.dropped_pushes, "push queue full; transaction batch not queued for this member");
+                continue;
+            }
+            link.bytes += bytes.len();
+            link.queue.push_back(bytes.clone());
+            queued += 1;
+            self.pump_push(peer);
+        }
+        Ok(queued)
+    }
+
+    /// Sends the first queued batch of `peer`'s link unless one is in flight or waiting.
+    fn pump_push(&mut self, peer: PeerId) {
+        let Some(link) = self.push_links.get_mut(&peer) else {
+            return;
+        };
+        if link.in_flight.is_some() || link.waiting {
+            return;
+        }
+        if let Some(first) = link.queue.front() {
+            let id = self
+                .swarm
+                .behaviour_mut()
+                .txs
+                .send_request(&peer, first.clone());
+            link.in_flight = Some(id);
+        }
+    }
+
+    /// The first batch of `peer`'s link is done with (delivered, or refused for good).
+    fn pop_push(&mut self, peer: PeerId) {
+        if let Some(link) = self.push_links.get_mut(&peer) {
+            link.in_flight = None;
+            if let Some(first) = link.queue.pop_front() {
+                link.bytes -= first.len();
+            }
+        }
+        self.pump_push(peer);
+    }
+
+    /// Sends the first batch of `peer`'s link again after [`BUSY_RETRY`].
+    fn retry_push(&mut self, peer: PeerId) {
+        if let Some(link) = self.push_links.get_mut(&peer) {
+            link.in_flight = None;
+            if !link.waiting {
+                link.waiting = true;
+                self.push_retries
+                    .push(tokio::time::sleep(BUSY_RETRY).map(move |()| peer).boxed());
+            }
+        }
+    }
+
+    pub(super) fn handle_push_retry(&mut self, peer: PeerId) {
+        if let Some(link) = self.push_links.get_mut(&peer) {
+            link.waiting = false;
+        }
+        self.pump_push(peer);
+    }
+
+    /// Forgets what was queued for a member that disconnected.
+    pub(super) fn drop_push_link(&mut self, peer: &PeerId) {
+        if let Some(link) = self.push_links.remove(peer)
+            && !link.queue.is_empty()
+        {
+            self.counters.dropped_pushes += link.queue.len() as u64;
+            debug!(%peer, batches = link.queue.len(), "member disconnected; queued transaction batches dropped");
+        }
+    }
+
+    /// Whether `id` is the push in flight to `peer` (answers to anything else are stale).
+    fn is_in_flight(&self, peer: &PeerId, id: OutboundRequestId) -> bool {
+        self.push_links
+            .get(peer)
+            .is_some_and(|link| link.in_flight == Some(id))
     }
 
     pub(super) fn handle_txs_event(&mut self, event: request_response::Event<Vec<u8>, MessageAck>) {
@@ -45,12 +144,19 @@ impl SwarmTask {
             } => self.handle_pushed_txs(peer, request, channel),
             request_response::Event::Message {
                 peer,
-                message: Message::Response { response, .. },
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
                 ..
-            } => self.handle_push_answer(peer, response),
-            request_response::Event::OutboundFailure { peer, error, .. } => {
-                debug!(%peer, %error, "transaction push not delivered")
-            }
+            } => self.handle_push_answer(peer, request_id, response),
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => self.handle_push_failure(peer, request_id, error),
             request_response::Event::InboundFailure { peer, error, .. } => {
                 warn!(%peer, %error, "inbound transaction push failed")
             }
@@ -93,15 +199,59 @@ impl SwarmTask {
         }
     }
 
-    /// The answer to one of our pushes: only a refusal is worth noting.
-    pub(super) fn handle_push_answer(&mut self, peer: PeerId, ack: MessageAck) {
+    /// A push that got no answer: sent again after a timeout or a lost connection while the
+    /// member is still connected; dropped (and counted) when the member refused the stream
+    /// (an I/O error: the frame is over its limit) or does not speak the protocol, so that
+    /// it does not hold up the pushes behind it.
+    fn handle_push_failure(
+        &mut self,
+        peer: PeerId,
+        request_id: OutboundRequestId,
+        error: request_response::OutboundFailure,
+    ) {
+        use request_response::OutboundFailure as F;
+        if !self.is_in_flight(&peer, request_id) {
+            return;
+        }
+        if !self.swarm.is_connected(&peer) {
+            self.drop_push_link(&peer);
+            return;
+        }
+        match error {
+            F::Timeout | F::ConnectionClosed | F::DialFailure => {
+                debug!(%peer, %error, "transaction push not delivered; sending it again");
+                self.retry_push(peer);
+            }
+            _ => {
+                self.counters.dropped_pushes += 1;
+                warn!(%peer, %error, "transaction push failed; batch dropped for this member");
+                self.pop_push(peer);
+            }
+        }
+    }
+
+    /// The answer to one of our pushes: delivered (next one), busy (again shortly), or
+    /// refused for good (next one).
+    pub(super) fn handle_push_answer(
+        &mut self,
+        peer: PeerId,
+        request_id: OutboundRequestId,
+        ack: MessageAck,
+    ) {
+        if !self.is_in_flight(&peer, request_id) {
+            return;
+        }
         match ack {
-            Ok(()) => {}
+            Ok(()) => self.pop_push(peer),
             Err(Rejection::Busy) => {
                 self.counters.busy_pushes += 1;
-                debug!(%peer, busy = self.counters.busy_pushes, "peer busy; transaction push dropped there");
+                debug!(%peer, busy = self.counters.busy_pushes, "peer busy; transaction push sent again shortly");
+                self.retry_push(peer);
             }
-            Err(rejection) => debug!(%peer, %rejection, "transaction push refused"),
+            Err(rejection) => {
+                debug!(%peer, %rejection, "transaction push refused");
+                self.pop_push(peer);
+            }
         }
     }
 }
