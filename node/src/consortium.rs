@@ -400,7 +400,7 @@ async fn pull(node: &Node, net: &NetworkHandle, peer: PeerId) -> Result<usize, S
 }
 
 /// Batches pushed by one peer waiting for admission.
-const PUSHED_QUEUE: usize = 64;
+const PUSHED_QUEUE: usize = 256;
 
 /// Admits one peer's pushed batches one after another, in the order they arrived: a
 /// device's readings reach its member in sequence order and are pushed in that order,

@@ -64,6 +64,8 @@ const CHAIN: &str = "tracechain-devnet";
 struct SendCounts {
     refused: AtomicUsize,
     throttled: AtomicUsize,
+    /// Refused as overloaded after the window closed, so not sent again.
+    late: AtomicUsize,
 }
 
 fn now_ms() -> i64 {
@@ -288,6 +290,9 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
                                 && started.elapsed() < window
                             {
                                 again.push(tx);
+                            } else if o.error_code == "RESOURCE_EXHAUSTED" {
+                                // Overloaded, and the window has closed: not sent again.
+                                counts.late.fetch_add(1, Relaxed);
                             } else {
                                 counts.refused.fetch_add(1, Relaxed);
                             }
@@ -304,7 +309,11 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
             }
             // Wait for the requests still in flight.
             let _ = slots.acquire_many(in_flight as u32).await;
-            (counts.refused.load(Relaxed), counts.throttled.load(Relaxed))
+            (
+                counts.refused.load(Relaxed),
+                counts.throttled.load(Relaxed),
+                counts.late.load(Relaxed),
+            )
         }));
     }
     drop(sent_tx);
@@ -317,6 +326,7 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
     let mut committed = 0usize;
     let mut block_sizes = Vec::new();
     let mut block_times = Vec::new();
+    let mut failed: std::collections::BTreeMap<String, usize> = Default::default();
     let mut last_report = Instant::now();
     let drain_until = window + Duration::from_secs(10);
     let record = |id: Vec<u8>,
@@ -357,10 +367,18 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
             }
             block_sizes.push(block.txs.len());
             for (t, r) in block.txs.iter().zip(&b.results) {
+                let id = blake3::hash(&t.body).as_bytes().to_vec();
                 if r.code != pb::ResultCode::Ok as i32 {
+                    // One of ours that was admitted but failed in execution (a reading
+                    // that reached the primary out of order is a replay): reported, as a
+                    // reading the chain did not take.
+                    if submitted.remove(&id).is_some() {
+                        let code = pb::ResultCode::try_from(r.code)
+                            .map_or_else(|_| r.code.to_string(), |c| c.as_str_name().to_string());
+                        *failed.entry(code).or_insert(0usize) += 1;
+                    }
                     continue;
                 }
-                let id = blake3::hash(&t.body).as_bytes().to_vec();
                 match submitted.remove(&id) {
                     Some(at) => {
                         committed += 1;
@@ -390,11 +408,12 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
     // shared over the whole run.
     let elapsed = last_commit.duration_since(started).as_secs_f64().max(0.001);
     let wall = started.elapsed().as_secs_f64().max(0.001);
-    let (mut refused, mut throttled) = (0, 0);
+    let (mut refused, mut throttled, mut late) = (0, 0, 0);
     for s in senders {
-        let (r, t) = s.await.unwrap_or((0, 0));
+        let (r, t, l) = s.await.unwrap_or((0, 0, 0));
         refused += r;
         throttled += t;
+        late += l;
     }
     let usage: Vec<(f64, u64)> = pids
         .iter()
@@ -427,7 +446,9 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
         "committed": committed,
         "refused_at_admission": refused,
         "throttled_and_resent": throttled,
+        "overloaded_after_window": late,
         "uncommitted_after_drain": submitted.len(),
+        "committed_with_failure": failed,
         "committed_per_second": rate,
         "latency_ms": {
             "p50": percentile(&latencies, 0.50),
@@ -455,8 +476,12 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
         "| committed / refused / uncommitted | {committed} / {refused} / {} |",
         submitted.len()
     );
+    for (code, n) in &failed {
+        println!("| committed with result {code} | {n} |");
+    }
     if throttled > 0 {
         println!("| answered RESOURCE_EXHAUSTED and sent again | {throttled} |");
+        println!("| answered RESOURCE_EXHAUSTED after the window (not resent) | {late} |");
     }
     println!(
         "| latency p50 / p95 / p99 (ms) | {:.0} / {:.0} / {:.0} |",
