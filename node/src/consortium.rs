@@ -152,10 +152,6 @@ struct Driver {
     /// Commits are carried out one at a time, in order.
     committing: VecDeque<(Vec<u8>, tracechain_consensus::CommitCertificate)>,
     commit_busy: bool,
-    /// Batches pushed by each peer, admitted one after another in arrival order (one
-    /// queue per peer, so that a flooding member fills only its own; peers are the
-    /// roster's members and observers, so the map is bounded).
-    pushed: HashMap<PeerId, mpsc::Sender<pb::TxBatch>>,
 }
 
 /// Starts the network and runs the replica (or, for an observer, follows the chain)
@@ -195,6 +191,7 @@ pub async fn run(node: Node, shutdown: watch::Receiver<bool>) -> Result<(), Cons
     );
     net_config.max_message_bytes = MAX_NETWORK_MESSAGE_BYTES;
     net_config.max_response_bytes = MAX_SYNC_RESPONSE_BYTES;
+    net_config.tx_sink = Some(spawn_push_admission(node.clone()));
     let (net, events) = tracechain_p2p::spawn(net_config)?;
     let result = if shared.config.observer {
         follow(node, net.clone(), events, shutdown).await
@@ -255,7 +252,6 @@ async fn replicate(
     }
     let (done_tx, mut done_rx) = mpsc::channel(64);
     let mut d = Driver {
-        pushed: HashMap::new(),
         node,
         replica,
         net: net.clone(),
@@ -399,19 +395,48 @@ async fn pull(node: &Node, net: &NetworkHandle, peer: PeerId) -> Result<usize, S
     Ok(committed)
 }
 
-/// Batches pushed by one peer waiting for admission.
-const PUSHED_QUEUE: usize = 256;
+/// Pushed batches (as received, possibly several concatenated) waiting for admission.
+/// When full, the network answers pushes busy and their senders send them again later,
+/// in order: admission that is behind slows the pushers down, and nothing is dropped.
+const PUSH_QUEUE: usize = 64;
+/// Most transactions one round of push admission takes from its queue.
+const PUSH_ROUND_TXS: usize = 20_000;
 
-/// Admits one peer's pushed batches one after another, in the order they arrived: a
-/// device's readings reach its member in sequence order and are pushed in that order,
-/// and a primary that admitted sequence 6 before 5 would propose 6 and make 5 a replay.
-/// (Each batch's signatures are still checked on all cores, and different peers'
-/// batches are admitted concurrently.)
-fn spawn_peer_admission(node: Node) -> mpsc::Sender<pb::TxBatch> {
-    let (tx, mut rx) = mpsc::channel::<pb::TxBatch>(PUSHED_QUEUE);
+/// Admits the batches other members push. Each round takes what has arrived (up to
+/// [`PUSH_ROUND_TXS`]), joins each peer's batches in arrival order, and admits the peers'
+/// transactions concurrently, each peer's as one submission, before it takes more. So each
+/// member's pushes are admitted in the order it pushed them: a device's readings reach
+/// its member in sequence order and are pushed in that order, and a primary that admitted
+/// reading 6 before 5 would propose 6 and make 5 a replay. Under load, rounds grow and
+/// their fixed costs are shared by more transactions.
+fn spawn_push_admission(node: Node) -> mpsc::Sender<(PeerId, Vec<u8>)> {
+    let (tx, mut rx) = mpsc::channel::<(PeerId, Vec<u8>)>(PUSH_QUEUE);
     tokio::spawn(async move {
-        while let Some(batch) = rx.recv().await {
-            node.submit_from(Origin::Peer, batch.txs).await;
+        while let Some(first) = rx.recv().await {
+            let mut round: Vec<(PeerId, Vec<pb::SignedTx>)> = Vec::new();
+            let mut taken = 0;
+            let mut next = Some(first);
+            while let Some((from, bytes)) = next.take() {
+                match pb::TxBatch::decode(bytes.as_slice()) {
+                    Ok(batch) => {
+                        taken += batch.txs.len();
+                        match round.iter_mut().find(|(peer, _)| *peer == from) {
+                            Some((_, txs)) => txs.extend(batch.txs),
+                            None => round.push((from, batch.txs)),
+                        }
+                    }
+                    Err(e) => tracing::warn!(%from, error = %e, "malformed transaction batch"),
+                }
+                if taken < PUSH_ROUND_TXS {
+                    next = rx.try_recv().ok();
+                }
+            }
+            futures::future::join_all(
+                round
+                    .into_iter()
+                    .map(|(_, txs)| node.submit_from(Origin::Peer, txs)),
+            )
+            .await;
         }
     });
     tx
@@ -571,19 +596,10 @@ impl Driver {
                     Err(e) => tracing::warn!(%from, error = %e, "malformed consensus message"),
                 }
             }
-            NetworkEvent::Tx { from, bytes } => match pb::TxBatch::decode(bytes.as_slice()) {
-                Ok(batch) => {
-                    let queue = self
-                        .pushed
-                        .entry(from)
-                        .or_insert_with(|| spawn_peer_admission(self.node.clone()));
-                    if queue.try_send(batch).is_err() {
-                        // The batch's transactions stay with the member that pushed them.
-                        tracing::warn!(%from, "peer admission is behind; a pushed batch dropped");
-                    }
-                }
-                Err(e) => tracing::warn!(%from, error = %e, "malformed transaction batch"),
-            },
+            // Pushed batches go to the push admission task (`tx_sink`), never here.
+            NetworkEvent::Tx { from, .. } => {
+                tracing::debug!(%from, "transaction batch on the event channel ignored")
+            }
             NetworkEvent::BlockRequest {
                 from_height,
                 to_height,
@@ -910,4 +926,27 @@ fn serve_blocks(store: &tracechain_storage::Store, from: u64, to: u64) -> Vec<u8
         }
     }
     range.encode_to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The network may deliver several pushed batches concatenated (tracechain-p2p's
+    /// `push_txs`); protobuf decodes a concatenation as the merge, so the transactions come
+    /// out as one batch, in order.
+    #[test]
+    fn concatenated_batches_decode_as_one_batch_in_order() {
+        let tx = |n: u8| pb::SignedTx {
+            body: vec![n; 3],
+            signature: vec![n],
+        };
+        let a = pb::TxBatch {
+            txs: vec![tx(1), tx(2)],
+        };
+        let b = pb::TxBatch { txs: vec![tx(3)] };
+        let joined = [a.encode_to_vec(), b.encode_to_vec()].concat();
+        let batch = pb::TxBatch::decode(joined.as_slice()).expect("decodes");
+        assert_eq!(batch.txs, vec![tx(1), tx(2), tx(3)]);
+    }
 }

@@ -54,6 +54,11 @@ pub struct NetworkConfig {
     /// per member, in order); a push that would exceed it is not queued for that member and
     /// is counted in `dropped_pushes`.
     pub max_push_queue_bytes: usize,
+    /// Where pushed transaction batches go, if not to the event channel: a bounded channel of
+    /// `(sender, bytes)` that the node drains at its own pace. When it is full, pushes are
+    /// answered busy and their senders send them again, in order, so a node whose admission
+    /// is behind slows its peers' pushes down instead of dropping them.
+    pub tx_sink: Option<tokio::sync::mpsc::Sender<(libp2p::PeerId, Vec<u8>)>>,
     /// First redial delay after a member disconnects or a dial fails.
     pub redial_backoff_min: Duration,
     /// Cap of the exponential redial delay.
@@ -81,6 +86,7 @@ impl NetworkConfig {
             event_capacity: 1024,
             max_pending_block_requests: 32,
             max_push_queue_bytes: 64 * 1024 * 1024,
+            tx_sink: None,
             redial_backoff_min: Duration::from_millis(500),
             redial_backoff_max: Duration::from_secs(30),
             idle_connection_timeout: Duration::from_secs(60),

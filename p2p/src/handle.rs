@@ -36,9 +36,15 @@ impl NetworkHandle {
     }
 
     /// Pushes encoded transactions to every connected member (never to observers or to
-    /// ourselves) without waiting for acknowledgements; returns how many members it was sent
-    /// to. Receivers do not forward them, and every push is delivered again (no dedupe here).
+    /// ourselves) without waiting for acknowledgements; returns how many members it was
+    /// queued for. Each member receives a node's pushes in the order they were made.
+    /// Receivers do not forward them, and every push is delivered again (no dedupe here).
     /// Fails with [`NetworkError::NoPeers`] when no member is connected.
+    ///
+    /// Pushes waiting for the same member may be **concatenated** into one delivery (up to
+    /// `max_message_bytes`), so a payload must be a format in which concatenation is the
+    /// union: an encoded protobuf message whose fields are repeated is (decoding the
+    /// concatenation of two encodings merges them, appending repeated fields).
     pub async fn push_txs(&self, bytes: Vec<u8>) -> Result<usize, NetworkError> {
         self.call(|reply| Command::PushTxs { bytes, reply }).await?
     }

@@ -96,6 +96,7 @@ pub fn spawn(
         pending_sends: HashMap::new(),
         pending_block_requests: HashMap::new(),
         block_replies: FuturesUnordered::new(),
+        tx_sink: config.tx_sink.clone(),
         push_links: HashMap::new(),
         push_retries: FuturesUnordered::new(),
         counters: Counters::default(),
@@ -163,6 +164,8 @@ struct SwarmTask {
     pending_block_requests: HashMap<OutboundRequestId, BlocksWaiter>,
     /// At most `max_pending_block_requests` entries, each ending within the request timeout.
     block_replies: FuturesUnordered<BoxFuture<'static, BlockReply>>,
+    /// Where pushed batches go instead of `events`, if set.
+    tx_sink: Option<mpsc::Sender<(PeerId, Vec<u8>)>>,
     /// Per connected member: transaction batches to push, in order, one in flight.
     push_links: HashMap<PeerId, txs::PushLink>,
     /// Members whose busy push is due to be sent again (one entry per waiting link).

@@ -9,8 +9,9 @@
 //! flight at once can arrive in either order; but the node relies on a member's batches
 //! arriving in the order it pushed them (a device's readings are pushed in sequence order,
 //! and a primary that sees reading 6 before reading 5 proposes 6 and makes 5 a replay). So
-//! each member gets its own queue ([`PushLink`]): one batch in flight, the next sent when the
-//! previous is acknowledged; a batch answered busy is sent again after [`BUSY_RETRY`], before
+//! each member gets its own queue ([`PushLink`]): one request in flight, the next sent when
+//! the previous is acknowledged, carrying every batch queued meanwhile (concatenated, up to
+//! `max_message_bytes`; see [`crate::NetworkHandle::push_txs`]); a batch answered busy is sent again after [`BUSY_RETRY`], before
 //! anything behind it; one that timed out is sent again while the member stays connected.
 //! Queues are bounded in bytes; when a member disconnects its queue is dropped (it learns
 //! those transactions from the proposals that carry them).
@@ -28,16 +29,20 @@ use crate::codec::MessageAck;
 use crate::error::{NetworkError, Rejection};
 use crate::event::NetworkEvent;
 
+/// Most bytes of queued batches concatenated into one request (a single larger batch still
+/// goes alone, up to `max_message_bytes`).
+const MAX_COALESCED_BYTES: usize = 1024 * 1024;
+
 /// Pause before a batch the member answered busy is sent again.
 pub(super) const BUSY_RETRY: Duration = Duration::from_millis(20);
 
-/// The batches waiting for one member, oldest first; the first is in flight or waiting to be
-/// sent again.
+/// The batches waiting for one member, oldest first; the first `in_flight.1` are in flight
+/// (sent concatenated as one request) or waiting to be sent again.
 #[derive(Debug, Default)]
 pub(super) struct PushLink {
     queue: VecDeque<Vec<u8>>,
     bytes: usize,
-    in_flight: Option<OutboundRequestId>,
+    in_flight: Option<(OutboundRequestId, usize)>,
     /// A retry of the first batch is scheduled.
     waiting: bool,
 }
@@ -67,30 +72,41 @@ impl SwarmTask {
         Ok(queued)
     }
 
-    /// Sends the first queued batch of `peer`'s link unless one is in flight or waiting.
+    /// Sends the queued batches of `peer`'s link, as many as fit in one message,
+    /// concatenated, unless a request is in flight or waiting. Under load, batches queue up
+    /// behind the one in flight, and one round trip then carries them all: one in flight
+    /// keeps the order without limiting throughput to one batch per round trip.
     fn pump_push(&mut self, peer: PeerId) {
+        let max = self.limits.max_message_bytes.min(MAX_COALESCED_BYTES);
         let Some(link) = self.push_links.get_mut(&peer) else {
             return;
         };
-        if link.in_flight.is_some() || link.waiting {
+        if link.in_flight.is_some() || link.waiting || link.queue.is_empty() {
             return;
         }
-        if let Some(first) = link.queue.front() {
-            let id = self
-                .swarm
-                .behaviour_mut()
-                .txs
-                .send_request(&peer, first.clone());
-            link.in_flight = Some(id);
+        let mut count = 0;
+        let mut len = 0;
+        for batch in &link.queue {
+            if count > 0 && len + batch.len() > max {
+                break;
+            }
+            count += 1;
+            len += batch.len();
         }
+        let mut message = Vec::with_capacity(len);
+        for batch in link.queue.iter().take(count) {
+            message.extend_from_slice(batch);
+        }
+        let id = self.swarm.behaviour_mut().txs.send_request(&peer, message);
+        link.in_flight = Some((id, count));
     }
 
-    /// The first batch of `peer`'s link is done with (delivered, or refused for good).
+    /// The batches in flight to `peer` are done with (delivered, or refused for good).
     fn pop_push(&mut self, peer: PeerId) {
         if let Some(link) = self.push_links.get_mut(&peer) {
-            link.in_flight = None;
-            if let Some(first) = link.queue.pop_front() {
-                link.bytes -= first.len();
+            let count = link.in_flight.take().map_or(0, |(_, count)| count);
+            for batch in link.queue.drain(..count) {
+                link.bytes -= batch.len();
             }
         }
         self.pump_push(peer);
@@ -129,7 +145,7 @@ impl SwarmTask {
     fn is_in_flight(&self, peer: &PeerId, id: OutboundRequestId) -> bool {
         self.push_links
             .get(peer)
-            .is_some_and(|link| link.in_flight == Some(id))
+            .is_some_and(|link| link.in_flight.is_some_and(|(sent, _)| sent == id))
     }
 
     pub(super) fn handle_txs_event(&mut self, event: request_response::Event<Vec<u8>, MessageAck>) {
@@ -176,14 +192,16 @@ impl SwarmTask {
             self.counters.rejected_txs += 1;
             warn!(%peer, "transactions from a peer outside the roster refused");
             Err(Rejection::NotAMember)
-        } else if self
-            .events
-            .try_send(NetworkEvent::Tx { from: peer, bytes })
-            .is_err()
-        {
+        } else if match &self.tx_sink {
+            Some(sink) => sink.try_send((peer, bytes)).is_err(),
+            None => self
+                .events
+                .try_send(NetworkEvent::Tx { from: peer, bytes })
+                .is_err(),
+        } {
             // Debug, not warn: under load this is the expected back-pressure, and counted.
             self.counters.dropped_txs += 1;
-            debug!(%peer, dropped = self.counters.dropped_txs, "event channel full; transactions refused busy");
+            debug!(%peer, dropped = self.counters.dropped_txs, "transaction queue full; push refused busy");
             Err(Rejection::Busy)
         } else {
             Ok(())
@@ -223,8 +241,13 @@ impl SwarmTask {
                 self.retry_push(peer);
             }
             _ => {
-                self.counters.dropped_pushes += 1;
-                warn!(%peer, %error, "transaction push failed; batch dropped for this member");
+                let batches = self
+                    .push_links
+                    .get(&peer)
+                    .and_then(|link| link.in_flight)
+                    .map_or(0, |(_, count)| count);
+                self.counters.dropped_pushes += batches as u64;
+                warn!(%peer, %error, batches, "transaction push failed; dropped for this member");
                 self.pop_push(peer);
             }
         }
