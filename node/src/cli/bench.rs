@@ -261,15 +261,13 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
     let open_loop = a.rate > 0;
     let mut senders = Vec::new();
     for (node, stream) in streams.into_iter().enumerate() {
-        for lane in 0..lanes {
+        // The stream is rounds of every device of this node, in device order.
+        let mut by_lane: Vec<Vec<pb::SignedTx>> = vec![Vec::new(); lanes];
+        for (i, tx) in stream.into_iter().enumerate() {
+            by_lane[(i % per_node_devices) % lanes].push(tx);
+        }
+        for mine in by_lane {
             let counts = std::sync::Arc::new(SendCounts::default());
-            // The stream is rounds of every device of this node, in device order.
-            let mine: Vec<pb::SignedTx> = stream
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| (i % per_node_devices) % lanes == lane)
-                .map(|(_, t)| t.clone())
-                .collect();
             let (mut c, sent_tx, counts) = (clients[node].clone(), sent_tx.clone(), counts.clone());
             senders.push(tokio::spawn(async move {
                 for (j, batch) in mine.chunks(per_request).enumerate() {
