@@ -398,7 +398,10 @@ async fn pull(node: &Node, net: &NetworkHandle, peer: PeerId) -> Result<usize, S
 /// Pushed batches (as received, possibly several concatenated) waiting for admission.
 /// When full, the network answers pushes busy and their senders send them again later,
 /// in order: admission that is behind slows the pushers down, and nothing is dropped.
-const PUSH_QUEUE: usize = 64;
+/// Small, because a push may be as large as the largest network message (which must hold a
+/// block): a member flooding maximal pushes holds at most this many of them in memory.
+/// Honest members send at most 1 MiB per push (the network's coalescing bound).
+const PUSH_QUEUE: usize = 16;
 /// Most transactions one round of push admission takes from its queue.
 const PUSH_ROUND_TXS: usize = 20_000;
 
