@@ -20,7 +20,7 @@ use tracechain_consensus::{CommitCertificate, ReplicaId};
 use tracechain_node::{
     chain::{Chain, ExecutedBlock},
     crypto::{Scheme, SecretKey},
-    genesis::{Genesis, GenesisFile, MemberEntry, Role},
+    genesis::{Genesis, GenesisFile},
     loadgen,
     tx::{self, CheckedTx, TxId},
 };
@@ -60,20 +60,12 @@ fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("dir");
     let node_key = SigningKey::from_bytes(&[3; 32]);
     let admin = SecretKey::from_bytes(Scheme::Ed25519, &[4; 32]).expect("seed");
-    let genesis = Genesis::from_file(GenesisFile {
-        chain_id: CHAIN.into(),
-        genesis_time_ms: T0 - 3_600_000,
-        max_clock_skew_ms: 300_000,
-        members: vec![MemberEntry {
-            id: "farm".into(),
-            name: "farm".into(),
-            role: Role::Producer,
-            node_key: hex::encode(node_key.verifying_key().as_bytes()),
-            admin_key: hex::encode(admin.public_key()),
-            address: String::new(),
-            validator: true,
-        }],
-    })
+    let genesis = Genesis::from_file(GenesisFile::single_member(
+        CHAIN,
+        T0 - 3_600_000,
+        &node_key.verifying_key(),
+        &admin.public_key(),
+    ))
     .expect("genesis");
     let store = Arc::new(Store::open(&dir.path().join("db")).expect("store"));
     let mut chain = Chain::open(store, genesis).expect("chain");

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tracechain_node::{
     api,
     crypto::{Scheme, SecretKey},
-    genesis::{Genesis, GenesisFile, MemberEntry, Role},
+    genesis::{Genesis, GenesisFile},
     loadgen,
     node::{Node, NodeConfig},
 };
@@ -61,20 +61,12 @@ async fn main() -> anyhow::Result<()> {
     let chain = "bench-chain";
     let admin = SecretKey::generate(Scheme::Ed25519);
     let node_key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-    let genesis = Genesis::from_file(GenesisFile {
-        chain_id: chain.into(),
-        genesis_time_ms: now_ms() - 86_400_000,
-        max_clock_skew_ms: 300_000,
-        members: vec![MemberEntry {
-            id: "farm".into(),
-            name: "farm".into(),
-            role: Role::Producer,
-            node_key: hex::encode(node_key.verifying_key().as_bytes()),
-            admin_key: hex::encode(admin.public_key()),
-            address: String::new(),
-            validator: true,
-        }],
-    })?;
+    let genesis = Genesis::from_file(GenesisFile::single_member(
+        chain,
+        now_ms() - 86_400_000,
+        &node_key.verifying_key(),
+        &admin.public_key(),
+    ))?;
     let data = tempfile::tempdir()?;
     let mut config = NodeConfig::new(data.path().join("db"), "farm".into());
     config.max_block_txs = args.max_block_txs;

@@ -507,7 +507,7 @@ mod tests {
     use super::*;
     use crate::{
         crypto::{Scheme, SecretKey},
-        genesis::{GenesisFile, MemberEntry, Role},
+        genesis::GenesisFile,
     };
 
     const CHAIN: &str = "chain-test";
@@ -524,20 +524,12 @@ mod tests {
         fn new() -> Self {
             let node_key = SigningKey::from_bytes(&[7; 32]);
             let admin = SecretKey::from_bytes(Scheme::Ed25519, &[8; 32]).expect("seed");
-            let genesis = Genesis::from_file(GenesisFile {
-                chain_id: CHAIN.into(),
-                genesis_time_ms: T0,
-                max_clock_skew_ms: 300_000,
-                members: vec![MemberEntry {
-                    id: "farm".into(),
-                    name: "farm".into(),
-                    role: Role::Producer,
-                    node_key: hex::encode(node_key.verifying_key().as_bytes()),
-                    admin_key: hex::encode(admin.public_key()),
-                    address: String::new(),
-                    validator: true,
-                }],
-            })
+            let genesis = Genesis::from_file(GenesisFile::single_member(
+                CHAIN,
+                T0,
+                &node_key.verifying_key(),
+                &admin.public_key(),
+            ))
             .expect("genesis");
             Self {
                 genesis,

@@ -103,6 +103,32 @@ fn default_skew() -> u64 {
     5 * 60 * 1000
 }
 
+impl GenesisFile {
+    /// A chain of one member, "farm", the sole validator (no network address): what
+    /// single-node tests, benchmarks and examples run. Unchecked, as any `GenesisFile`.
+    pub fn single_member(
+        chain_id: &str,
+        genesis_time_ms: i64,
+        node_key: &VerifyingKey,
+        admin_key: &[u8],
+    ) -> Self {
+        GenesisFile {
+            chain_id: chain_id.into(),
+            genesis_time_ms,
+            max_clock_skew_ms: 300_000,
+            members: vec![MemberEntry {
+                id: "farm".into(),
+                name: "farm".into(),
+                role: Role::Producer,
+                node_key: hex::encode(node_key.as_bytes()),
+                admin_key: hex::encode(admin_key),
+                address: String::new(),
+                validator: true,
+            }],
+        }
+    }
+}
+
 /// A checked member.
 #[derive(Debug, Clone)]
 pub struct Member {

@@ -753,7 +753,7 @@ mod tests {
     use crate::tx;
     use crate::{
         crypto::{Scheme, SecretKey},
-        genesis::{GenesisFile, MemberEntry, Role},
+        genesis::GenesisFile,
     };
 
     const CHAIN: &str = "node-test";
@@ -761,20 +761,12 @@ mod tests {
     fn setup(dir: &std::path::Path, mempool_max_txs: usize) -> (Node, SecretKey) {
         let node_key = SigningKey::from_bytes(&[3; 32]);
         let admin = SecretKey::from_bytes(Scheme::Ed25519, &[4; 32]).expect("seed");
-        let genesis = Genesis::from_file(GenesisFile {
-            chain_id: CHAIN.into(),
-            genesis_time_ms: 1_700_000_000_000,
-            max_clock_skew_ms: 300_000,
-            members: vec![MemberEntry {
-                id: "farm".into(),
-                name: "farm".into(),
-                role: Role::Producer,
-                node_key: hex::encode(node_key.verifying_key().as_bytes()),
-                admin_key: hex::encode(admin.public_key()),
-                address: String::new(),
-                validator: true,
-            }],
-        })
+        let genesis = Genesis::from_file(GenesisFile::single_member(
+            CHAIN,
+            1_700_000_000_000,
+            &node_key.verifying_key(),
+            &admin.public_key(),
+        ))
         .expect("genesis");
         let mut config = NodeConfig::new(dir.join("db"), "farm".into());
         config.mempool_max_txs = mempool_max_txs;
