@@ -89,8 +89,19 @@ pub fn multiaddr(address: &str) -> Result<Multiaddr, ConsortiumError> {
         .map_err(|e| ConsortiumError::Config(format!("address {address:?}: {e}")))
 }
 
+/// A [`pb::Block`] with only its header decoded: the transactions are skipped, not
+/// decoded. The hash of a block is the hash of its header, and the replica computes it
+/// for every proposal it receives; decoding thousands of transactions to get it showed
+/// in profiles. A block whose transactions are malformed still gets a hash here, and is
+/// then refused by the ledger's check, which decodes everything.
+#[derive(Clone, PartialEq, prost::Message)]
+struct BlockHeaderOnly {
+    #[prost(bytes = "vec", tag = "1")]
+    header: Vec<u8>,
+}
+
 fn block_hash_of(bytes: &[u8]) -> Option<BlockHash> {
-    pb::Block::decode(bytes)
+    BlockHeaderOnly::decode(bytes)
         .ok()
         .map(|b| *blake3::hash(&b.header).as_bytes())
 }
@@ -934,6 +945,32 @@ fn serve_blocks(store: &tracechain_storage::Store, from: u64, to: u64) -> Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_block_hashes_as_its_header_without_decoding_its_transactions() {
+        let header = pb::BlockHeader {
+            height: 7,
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let block = pb::Block {
+            header: header.clone(),
+            txs: vec![pb::SignedTx::default(); 3],
+        }
+        .encode_to_vec();
+        assert_eq!(
+            block_hash_of(&block),
+            Some(*blake3::hash(&header).as_bytes())
+        );
+        // Same as hashing the header of the fully decoded block.
+        let decoded = pb::Block::decode(block.as_slice()).expect("decodes");
+        assert_eq!(
+            block_hash_of(&block),
+            Some(*blake3::hash(&decoded.header).as_bytes())
+        );
+        // Bytes that are not a block have no hash.
+        assert_eq!(block_hash_of(&[0x0a, 0xff]), None);
+    }
 
     /// The network may deliver several pushed batches concatenated (tracechain-p2p's
     /// `push_txs`); protobuf decodes a concatenation as the merge, so the transactions come
