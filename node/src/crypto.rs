@@ -627,7 +627,7 @@ pub fn verify_ed25519_all(items: &[Ed25519Item<'_>]) -> Vec<Result<(), CryptoErr
     // multiscalar multiplication (ed25519-zebra groups a batch by key), so batches are
     // cut from the candidates sorted by key: a device's readings in one request cost
     // about one point decompression each instead of two (docs/PERFORMANCE.md).
-    candidates.sort_unstable_by(|a, b| a.1.cmp(&b.1));
+    candidates.sort_unstable_by_key(|c| c.1);
     let failed: Vec<usize> = candidates
         .par_chunks(ED25519_BATCH)
         .flat_map_iter(|chunk| {
