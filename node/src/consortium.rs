@@ -163,7 +163,16 @@ struct Driver {
     /// Commits are carried out one at a time, in order.
     committing: VecDeque<(Vec<u8>, tracechain_consensus::CommitCertificate)>,
     commit_busy: bool,
+    /// Proposals to check once the commits before them are written: a proposal for
+    /// height h + 1 is checked against head h, and the replica asks for that check as
+    /// soon as it decided h, while h may still be being written. Checked early, it would
+    /// fail as "not the next height" and make this replica suspect a correct primary.
+    deferred_checks: Vec<(u64, u64, BlockHash, Vec<u8>)>,
 }
+
+/// Most proposals held in `Driver::deferred_checks` (one per view at the next height;
+/// the oldest goes first).
+const MAX_DEFERRED_CHECKS: usize = 8;
 
 /// Starts the network and runs the replica (or, for an observer, follows the chain)
 /// until `shutdown` turns true.
@@ -275,6 +284,7 @@ async fn replicate(
         done_tx,
         committing: VecDeque::new(),
         commit_busy: false,
+        deferred_checks: Vec::new(),
     };
     tracing::info!(member = %shared.config.member_id, replica = %me, "consortium driver started");
     d.feed(Input::Start).await;
@@ -707,6 +717,13 @@ impl Driver {
             });
             return;
         }
+        if self.commit_busy || !self.committing.is_empty() {
+            if self.deferred_checks.len() >= MAX_DEFERRED_CHECKS {
+                self.deferred_checks.remove(0);
+            }
+            self.deferred_checks.push((height, view, block_hash, block));
+            return;
+        }
         let shared = self.node.shared.clone();
         let done = self.done_tx.clone();
         tokio::task::spawn_blocking(move || {
@@ -841,6 +858,16 @@ impl Driver {
                 self.feed(Input::TxsCommitted(tx_ids.iter().map(|t| t.0).collect()))
                     .await;
                 self.next_commit();
+                if !self.commit_busy {
+                    // Every decided block is written: check what waited for it. A
+                    // proposal for a height already committed is moot and dropped.
+                    let head = *self.node.shared.head.borrow();
+                    for (height, view, hash, block) in std::mem::take(&mut self.deferred_checks) {
+                        if height == head + 1 {
+                            self.validate(height, view, hash, block);
+                        }
+                    }
+                }
             }
             Done::Fetched(blocks) => self.feed(Input::FetchedBlocks(blocks)).await,
             Done::Failed(e) => tracing::warn!(error = %e, "consortium work failed"),
