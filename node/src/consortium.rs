@@ -168,6 +168,10 @@ struct Driver {
     /// soon as it decided h, while h may still be being written. Checked early, it would
     /// fail as "not the next height" and make this replica suspect a correct primary.
     deferred_checks: Vec<(u64, u64, BlockHash, Vec<u8>)>,
+    /// Proposals being checked now. A decided block whose check is running waits for
+    /// it rather than executing the block a second time (a replica that was slow to
+    /// check can see the others decide first).
+    checking: Vec<BlockHash>,
 }
 
 /// Most proposals held in `Driver::deferred_checks` (one per view at the next height;
@@ -285,6 +289,7 @@ async fn replicate(
         committing: VecDeque::new(),
         commit_busy: false,
         deferred_checks: Vec::new(),
+        checking: Vec::new(),
     };
     tracing::info!(member = %shared.config.member_id, replica = %me, "consortium driver started");
     d.feed(Input::Start).await;
@@ -724,11 +729,20 @@ impl Driver {
             self.deferred_checks.push((height, view, block_hash, block));
             return;
         }
+        self.checking.push(block_hash);
         let shared = self.node.shared.clone();
         let done = self.done_tx.clone();
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            let executed = check_block(&shared, &block);
+            // A verdict always comes back, even if the check panics (a bug): a decided
+            // block may be waiting for it.
+            let executed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                check_block(&shared, &block)
+            }))
+            .unwrap_or_else(|_| {
+                tracing::error!(height, "checking a proposal panicked; refusing it");
+                None
+            });
             tracing::debug!(
                 height,
                 ms = started.elapsed().as_millis() as u64,
@@ -785,6 +799,12 @@ impl Driver {
         if self.commit_busy {
             return;
         }
+        if let Some((_, certificate)) = self.committing.front()
+            && self.checking.contains(&certificate.block_hash)
+        {
+            // Its check is running: commit with its result when it comes back.
+            return;
+        }
         let Some((block, certificate)) = self.committing.pop_front() else {
             return;
         };
@@ -823,6 +843,7 @@ impl Driver {
                 valid,
                 executed,
             } => {
+                self.checking.retain(|h| *h != block_hash);
                 if let Some(e) = executed {
                     self.keep_checked(e);
                 }
@@ -833,6 +854,8 @@ impl Driver {
                     valid,
                 })
                 .await;
+                // A decided block may have waited for this check.
+                self.next_commit();
             }
             Done::Proposed {
                 height,
