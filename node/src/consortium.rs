@@ -163,20 +163,11 @@ struct Driver {
     /// Commits are carried out one at a time, in order.
     committing: VecDeque<(Vec<u8>, tracechain_consensus::CommitCertificate)>,
     commit_busy: bool,
-    /// Proposals to check once the commits before them are written: a proposal for
-    /// height h + 1 is checked against head h, and the replica asks for that check as
-    /// soon as it decided h, while h may still be being written. Checked early, it would
-    /// fail as "not the next height" and make this replica suspect a correct primary.
-    deferred_checks: Vec<(u64, u64, BlockHash, Vec<u8>)>,
     /// Proposals being checked now. A decided block whose check is running waits for
     /// it rather than executing the block a second time (a replica that was slow to
     /// check can see the others decide first).
     checking: Vec<BlockHash>,
 }
-
-/// Most proposals held in `Driver::deferred_checks` (one per view at the next height;
-/// the oldest goes first).
-const MAX_DEFERRED_CHECKS: usize = 8;
 
 /// Starts the network and runs the replica (or, for an observer, follows the chain)
 /// until `shutdown` turns true.
@@ -288,7 +279,6 @@ async fn replicate(
         done_tx,
         committing: VecDeque::new(),
         commit_busy: false,
-        deferred_checks: Vec::new(),
         checking: Vec::new(),
     };
     tracing::info!(member = %shared.config.member_id, replica = %me, "consortium driver started");
@@ -722,13 +712,6 @@ impl Driver {
             });
             return;
         }
-        if self.commit_busy || !self.committing.is_empty() {
-            if self.deferred_checks.len() >= MAX_DEFERRED_CHECKS {
-                self.deferred_checks.remove(0);
-            }
-            self.deferred_checks.push((height, view, block_hash, block));
-            return;
-        }
         self.checking.push(block_hash);
         let shared = self.node.shared.clone();
         let done = self.done_tx.clone();
@@ -737,7 +720,7 @@ impl Driver {
             // A verdict always comes back, even if the check panics (a bug): a decided
             // block may be waiting for it.
             let executed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                check_block(&shared, &block)
+                check_block(&shared, height, &block)
             }))
             .unwrap_or_else(|_| {
                 tracing::error!(height, "checking a proposal panicked; refusing it");
@@ -881,16 +864,6 @@ impl Driver {
                 self.feed(Input::TxsCommitted(tx_ids.iter().map(|t| t.0).collect()))
                     .await;
                 self.next_commit();
-                if !self.commit_busy {
-                    // Every decided block is written: check what waited for it. A
-                    // proposal for a height already committed is moot and dropped.
-                    let head = *self.node.shared.head.borrow();
-                    for (height, view, hash, block) in std::mem::take(&mut self.deferred_checks) {
-                        if height == head + 1 {
-                            self.validate(height, view, hash, block);
-                        }
-                    }
-                }
             }
             Done::Fetched(blocks) => self.feed(Input::FetchedBlocks(blocks)).await,
             Done::Failed(e) => tracing::warn!(error = %e, "consortium work failed"),
@@ -922,12 +895,27 @@ fn pooled(shared: &crate::node::Shared, ids: &[TxId]) -> Vec<Option<Arc<CheckedT
     }
 }
 
-/// Re-executes a proposed block against the head; `None` if it is invalid (or the
-/// ledger cannot tell, which must not produce a vote either).
-fn check_block(shared: &crate::node::Shared, block: &[u8]) -> Option<ExecutedBlock> {
+/// Longest a proposal check waits for the write of the block before it.
+const CHECK_WAITS_FOR_WRITE: Duration = Duration::from_secs(10);
+
+/// Re-executes a proposed block at `height` against the head; `None` if it is invalid
+/// (or the ledger cannot tell, which must not produce a vote either).
+///
+/// The replica asks for the check of h + 1 as soon as it decided h, often in the same
+/// step, while the write of h runs as another task. So the check waits until the head is
+/// h: run against h − 1 it would fail as "not the next height", and the replica would
+/// suspect a correct primary. The wait is bounded: a decided block is always written
+/// (or the process stops), so it ends unless the store is failing.
+fn check_block(shared: &crate::node::Shared, height: u64, block: &[u8]) -> Option<ExecutedBlock> {
     let block = pb::Block::decode(block).ok()?;
     let skew = i64::try_from(shared.genesis.file.max_clock_skew_ms).unwrap_or(i64::MAX);
     let chain = shared.chain.lock().unwrap_or_else(|p| p.into_inner());
+    let (chain, _) = shared
+        .chain_written
+        .wait_timeout_while(chain, CHECK_WAITS_FOR_WRITE, |c| {
+            c.head().height.saturating_add(1) < height
+        })
+        .unwrap_or_else(|p| p.into_inner());
     match chain.check_proposal(
         block,
         &|ids| pooled(shared, ids),
@@ -967,6 +955,7 @@ fn commit_block(
         .commit(executed, certificate)
         .map_err(|e| e.to_string())?;
     drop(chain);
+    shared.chain_written.notify_all();
     if let Ok(mut m) = shared.mempool.lock() {
         m.remove(tx_ids.iter());
     }

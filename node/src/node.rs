@@ -172,6 +172,9 @@ pub(crate) struct Shared {
     pub(crate) genesis: Genesis,
     pub(crate) store: Arc<Store>,
     pub(crate) chain: Mutex<Chain>,
+    /// Notified (with `chain`) after each block the consortium driver writes: a proposal
+    /// check for height h + 1 waits on it for the write of h.
+    pub(crate) chain_written: std::sync::Condvar,
     pub(crate) mempool: Mutex<Mempool>,
     pub(crate) tx_ready: Notify,
     pub(crate) head: watch::Sender<u64>,
@@ -290,6 +293,7 @@ impl Node {
                 genesis,
                 store,
                 chain: Mutex::new(chain),
+                chain_written: std::sync::Condvar::new(),
                 mempool: Mutex::new(mempool),
                 tx_ready: Notify::new(),
                 head,
