@@ -604,12 +604,8 @@ impl Driver {
                     return;
                 };
                 match wire::decode_message(&bytes) {
-                    // A Status is unsigned: it must come from whom it names. Signed
-                    // messages may be relayed (a replica forwards the new primary's
-                    // NewView to one in an older view); the replica checks their
-                    // signatures and signers itself.
-                    Ok(tracechain_consensus::Message::Status(s)) if s.from != sender => {
-                        tracing::warn!(%from, claimed = %s.from, "status with a forged sender")
+                    Ok(m) if !from_whom_it_names(&m, sender) => {
+                        tracing::warn!(%from, claimed = %m.from(), "consensus message relayed where only its author may send it")
                     }
                     Ok(m) => self.feed(Input::Message(m)).await,
                     Err(e) => tracing::warn!(%from, error = %e, "malformed consensus message"),
@@ -895,6 +891,22 @@ fn pooled(shared: &crate::node::Shared, ids: &[TxId]) -> Vec<Option<Arc<CheckedT
     }
 }
 
+/// Whether `m`, received over the authenticated link from `sender`, may be fed to the
+/// replica. A Status is unsigned, so it must come from whom it names. A PrePrepare is
+/// signed, but the signature covers the block's header hash only, not the transactions
+/// beside it: relayed, its transactions could be swapped by the relaying member, and the
+/// replica would blame the primary for a block the primary never sent. Only the primary
+/// sends pre-prepares, to every member directly, so one from anyone else is dropped.
+/// Other signed messages may be relayed (a replica forwards the new primary's NewView
+/// to one in an older view); the replica checks their signatures and signers itself.
+fn from_whom_it_names(m: &tracechain_consensus::Message, sender: ReplicaId) -> bool {
+    use tracechain_consensus::Message;
+    match m {
+        Message::Status(_) | Message::PrePrepare(_) => m.from() == sender,
+        _ => true,
+    }
+}
+
 /// Longest a proposal check waits for the write of the block before it.
 const CHECK_WAITS_FOR_WRITE: Duration = Duration::from_secs(10);
 
@@ -984,6 +996,30 @@ fn serve_blocks(store: &tracechain_storage::Store, from: u64, to: u64) -> Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pre_prepares_only_from_their_author_votes_from_anyone() {
+        use tracechain_consensus::{Message, PrePrepare};
+        let pre_prepare = Message::PrePrepare(PrePrepare {
+            view: 0,
+            height: 1,
+            block_hash: [0; 32],
+            block: Vec::new(),
+            from: ReplicaId(0),
+            signature: ed25519_dalek::Signature::from_bytes(&[0; 64]),
+        });
+        assert!(from_whom_it_names(&pre_prepare, ReplicaId(0)));
+        assert!(!from_whom_it_names(&pre_prepare, ReplicaId(2)));
+        // Votes carry everything they sign, so they may be relayed.
+        let prepare = Message::Prepare(tracechain_consensus::Vote {
+            view: 0,
+            height: 1,
+            block_hash: [0; 32],
+            from: ReplicaId(0),
+            signature: ed25519_dalek::Signature::from_bytes(&[0; 64]),
+        });
+        assert!(from_whom_it_names(&prepare, ReplicaId(2)));
+    }
 
     #[test]
     fn a_block_hashes_as_its_header_without_decoding_its_transactions() {
