@@ -52,12 +52,14 @@ pub(crate) fn pool() -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
 /// without a signature check is (a replayed, stale or duplicate transaction, or one that
 /// finds the mempool full, costs a lookup, not a verification): stateless decoding; one
 /// short mempool lock for duplicates and room; committed state ([`precheck`]); then the
-/// signatures of what is left, in one batch. One outcome per input, in order.
+/// signatures of what is left, in one batch. One outcome per input, in order, and the
+/// mempool's [commit mark](crate::mempool::Mempool::commit_mark) read before committed
+/// state was: whoever pools the outcomes must check the blocks committed since.
 pub(crate) fn check(
     shared: &Shared,
     origin: Origin,
     txs: Vec<pb::SignedTx>,
-) -> Vec<Result<CheckedTx, AdmissionError>> {
+) -> (u64, Vec<Result<CheckedTx, AdmissionError>>) {
     let chain_id = shared.genesis.chain_id();
     let mut out: Vec<Result<CheckedTx, AdmissionError>> = Vec::with_capacity(txs.len());
     let mut candidates: Vec<(usize, tx::UnverifiedTx)> = Vec::with_capacity(txs.len());
@@ -71,8 +73,10 @@ pub(crate) fn check(
         }
         out.push(Err(AdmissionError::Internal("unchecked".into())));
     }
+    let mark;
     {
         let pool = lock(&shared.mempool);
+        mark = pool.commit_mark();
         let (mut room, capacity) = match origin {
             Origin::Client => {
                 let bound = shared.config.mempool_max_txs;
@@ -107,7 +111,7 @@ pub(crate) fn check(
     for (slot, verified) in slots.into_iter().zip(tx::verify_all(unverified)) {
         out[slot] = verified.map_err(AdmissionError::from);
     }
-    out
+    (mark, out)
 }
 
 /// Rejects what committed state already rules out forever: a transaction that is

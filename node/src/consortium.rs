@@ -963,13 +963,14 @@ fn commit_block(
         }
     };
     let tx_ids = executed.tx_ids.clone();
+    let height = executed.header.height;
     chain
         .commit(executed, certificate)
         .map_err(|e| e.to_string())?;
     drop(chain);
     shared.chain_written.notify_all();
     if let Ok(mut m) = shared.mempool.lock() {
-        m.remove(tx_ids.iter());
+        m.committed(height, &tx_ids);
     }
     Ok(tx_ids)
 }

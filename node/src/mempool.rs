@@ -15,9 +15,16 @@
 //! arrival counter, plus a `HashMap` by id); a batch is O(k log k) in its size, plus the
 //! entries it skips.
 //!
+//! Committed transactions: the pool also remembers the ids of the last
+//! [`REMEMBERED_BLOCKS`] committed blocks ([`Mempool::committed`]). Admission checks
+//! committed state first and inserts after the signature checks; a block committed in
+//! between (its removal from the pool already done) would otherwise leave its
+//! transactions in the pool for good: never proposed again, they filled followers'
+//! pools under sustained load until every client was refused (docs/PERFORMANCE.md).
+//!
 //! Depends on `tx` only.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use prost::Message as _;
@@ -52,6 +59,21 @@ pub enum MempoolError {
     },
 }
 
+/// How many committed blocks' transaction ids the pool remembers: an admission whose
+/// check of committed state is older than that asks the store again.
+pub const REMEMBERED_BLOCKS: usize = 64;
+
+/// What the pool knows of a transaction's commits after a [commit mark](Mempool::commit_mark).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SinceMark {
+    /// Committed in a block after the mark, at this height.
+    Committed(u64),
+    /// Not in any block committed after the mark.
+    NotCommitted,
+    /// The pool no longer remembers every block after the mark: ask the store.
+    Unknown,
+}
+
 /// Identifies a signer's sequence space: members and devices are separate namespaces.
 type SignerKey = (SignerKind, String);
 
@@ -76,6 +98,14 @@ pub struct Mempool {
     by_id: HashMap<TxId, Slot>,
     next_arrival: u64,
     bytes: usize,
+    /// Ids of the remembered committed blocks, oldest first, by height.
+    recent: VecDeque<(u64, Vec<TxId>)>,
+    /// Id -> height of the first remembered block that holds it.
+    recent_ids: HashMap<TxId, u64>,
+    /// Height of the last block given to [`Mempool::committed`] (the commit mark).
+    committed_height: u64,
+    /// Every block above this height, up to `committed_height`, is remembered.
+    remembered_from: u64,
 }
 
 /// The size a transaction is charged: its encoded envelope.
@@ -94,6 +124,10 @@ impl Mempool {
             by_id: HashMap::new(),
             next_arrival: 0,
             bytes: 0,
+            recent: VecDeque::new(),
+            recent_ids: HashMap::new(),
+            committed_height: 0,
+            remembered_from: 0,
         }
     }
 
@@ -194,6 +228,55 @@ impl Mempool {
         }
         order_sequences_per_signer(&mut picked);
         picked
+    }
+
+    /// A block at `height` was written to the store: removes its transactions and
+    /// remembers their ids. Call it after the write, so that an admission reading the
+    /// [commit mark](Self::commit_mark) before it checks the store either sees the block
+    /// there or learns of it here. Returns how many were removed.
+    pub fn committed(&mut self, height: u64, ids: &[TxId]) -> usize {
+        let removed = self.remove(ids);
+        if height != self.committed_height.wrapping_add(1) || self.recent.is_empty() {
+            // A first block, or a gap: nothing at or below height - 1 is remembered.
+            self.recent.clear();
+            self.recent_ids.clear();
+            self.remembered_from = height.saturating_sub(1);
+        }
+        for id in ids {
+            self.recent_ids.entry(*id).or_insert(height);
+        }
+        self.recent.push_back((height, ids.to_vec()));
+        self.committed_height = height;
+        while self.recent.len() > REMEMBERED_BLOCKS {
+            let Some((old, ids)) = self.recent.pop_front() else {
+                break;
+            };
+            for id in &ids {
+                if self.recent_ids.get(id) == Some(&old) {
+                    self.recent_ids.remove(id);
+                }
+            }
+            self.remembered_from = old;
+        }
+        removed
+    }
+
+    /// The height of the last block given to [`committed`](Self::committed). Admission
+    /// reads it before checking committed state, and passes it to
+    /// [`committed_since`](Self::committed_since) when it inserts.
+    pub fn commit_mark(&self) -> u64 {
+        self.committed_height
+    }
+
+    /// Whether `id` was in a block committed after the mark `since`.
+    pub fn committed_since(&self, id: &TxId, since: u64) -> SinceMark {
+        if since < self.remembered_from {
+            return SinceMark::Unknown;
+        }
+        match self.recent_ids.get(id) {
+            Some(&height) if height > since => SinceMark::Committed(height),
+            _ => SinceMark::NotCommitted,
+        }
     }
 
     /// Removes transactions (after their block committed); unknown ids are ignored.
@@ -465,5 +548,57 @@ mod tests {
         }
         let batch = pool.batch(10, 1 << 20);
         assert_eq!(batch.iter().map(|t| t.sequence).collect::<Vec<_>>(), [1, 2]);
+    }
+
+    #[test]
+    fn remembers_committed_ids_after_a_mark_for_a_bounded_number_of_blocks() {
+        let mut pool = Mempool::new(10, 1 << 20);
+        let (a, b) = (dev("a", 1), dev("b", 1));
+        pool.insert(Arc::clone(&a)).expect("insert");
+        // Nothing committed yet: the mark is 0 and nothing is remembered after it.
+        let mark = pool.commit_mark();
+        assert_eq!(mark, 0);
+        assert_eq!(pool.committed_since(&a.id, mark), SinceMark::NotCommitted);
+
+        // Block 1 holds a (pooled) and b (never pooled here): both are remembered.
+        assert_eq!(pool.committed(1, &[a.id, b.id]), 1);
+        assert!(pool.is_empty());
+        assert_eq!(pool.commit_mark(), 1);
+        assert_eq!(pool.committed_since(&a.id, mark), SinceMark::Committed(1));
+        assert_eq!(pool.committed_since(&b.id, mark), SinceMark::Committed(1));
+        // A check made at mark 1 saw block 1 in the store already.
+        assert_eq!(pool.committed_since(&a.id, 1), SinceMark::NotCommitted);
+
+        // After REMEMBERED_BLOCKS more blocks, block 1 is forgotten: a mark before it
+        // can no longer be answered, a recent one still can.
+        for height in 2..=(REMEMBERED_BLOCKS as u64 + 1) {
+            pool.committed(height, &[dev("c", height).id]);
+        }
+        assert_eq!(pool.committed_since(&a.id, 0), SinceMark::Unknown);
+        assert_eq!(pool.committed_since(&a.id, 1), SinceMark::NotCommitted);
+        let last = REMEMBERED_BLOCKS as u64 + 1;
+        assert_eq!(
+            pool.committed_since(&dev("c", last).id, 1),
+            SinceMark::Committed(last)
+        );
+        assert_eq!(pool.recent.len(), REMEMBERED_BLOCKS);
+        assert_eq!(pool.recent_ids.len(), REMEMBERED_BLOCKS);
+    }
+
+    #[test]
+    fn a_gap_in_committed_heights_forgets_what_came_before() {
+        let mut pool = Mempool::new(10, 1 << 20);
+        let a = dev("a", 1);
+        pool.committed(1, &[a.id]);
+        // Heights 2..=9 were committed without the pool hearing of them (a restart
+        // starts the same way: the first block it hears of is not 1).
+        pool.committed(10, &[dev("b", 1).id]);
+        assert_eq!(pool.committed_since(&a.id, 0), SinceMark::Unknown);
+        assert_eq!(pool.committed_since(&a.id, 8), SinceMark::Unknown);
+        assert_eq!(pool.committed_since(&a.id, 9), SinceMark::NotCommitted);
+        assert_eq!(
+            pool.committed_since(&dev("b", 1).id, 9),
+            SinceMark::Committed(10)
+        );
     }
 }

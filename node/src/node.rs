@@ -24,7 +24,7 @@ use crate::{
     chain::{Chain, ChainError, decode_block},
     genesis::Genesis,
     ledger::state,
-    mempool::{Mempool, MempoolError},
+    mempool::{Mempool, MempoolError, SinceMark},
     tx::{CheckedTx, TxError, TxId},
 };
 
@@ -379,7 +379,7 @@ impl Node {
                 .install(|| admission::check(&shared, origin, txs))
         })
         .await;
-        let checked = match checked {
+        let (mark, checked) = match checked {
             Ok(c) => c,
             Err(e) => {
                 return (0..n)
@@ -387,6 +387,19 @@ impl Node {
                     .collect();
             }
         };
+        self.pool_checked(origin, permit, mark, checked)
+    }
+
+    /// Puts checked transactions into the mempool, except those committed since `mark`
+    /// (the commit mark read before their check of committed state), then announces
+    /// what went in to the consortium driver.
+    pub(crate) fn pool_checked(
+        &self,
+        origin: Origin,
+        permit: Option<mpsc::Permit<'_, Admitted>>,
+        mark: u64,
+        checked: Vec<Result<CheckedTx, AdmissionError>>,
+    ) -> Vec<Result<TxId, AdmissionError>> {
         let announcing = self.shared.admitted.get().is_some();
         let mut results = Vec::with_capacity(checked.len());
         let mut admitted = Vec::new();
@@ -395,6 +408,26 @@ impl Node {
             for c in checked {
                 results.push(c.and_then(|c| {
                     let id = c.id;
+                    // A block holding it may have been committed (and taken out of the
+                    // pool) while it was checked: it must not go back in.
+                    let committed = match pool.committed_since(&id, mark) {
+                        SinceMark::NotCommitted => None,
+                        SinceMark::Committed(height) => Some(height),
+                        // Rare (a check that spanned many blocks): under the pool lock,
+                        // a block not yet in the store removes it after this insert.
+                        SinceMark::Unknown => self
+                            .shared
+                            .store
+                            .tx_location(&id.0)
+                            .map_err(|e| AdmissionError::Internal(e.to_string()))?
+                            .map(|location| location.height),
+                    };
+                    if let Some(height) = committed {
+                        return Err(AdmissionError::Duplicate {
+                            id,
+                            where_: format!("committed at height {height}"),
+                        });
+                    }
                     let c = Arc::new(c);
                     pool.insert(c.clone()).map_err(|e| match e {
                         MempoolError::Duplicate { id } => AdmissionError::Duplicate {
@@ -525,8 +558,8 @@ impl Node {
             Ok::<_, String>((height, txs))
         })
         .await??;
-        lock(&self.shared.mempool).remove(ids.iter());
         let (height, txs) = committed;
+        lock(&self.shared.mempool).committed(height, &ids);
         tracing::info!(height, txs, "committed block");
         self.shared.head.send_replace(height);
         Ok(Some(height))
@@ -824,6 +857,45 @@ mod tests {
             .submit((4..=5).map(|s| register(&admin, s)).collect())
             .await;
         assert!(again.iter().all(Result::is_ok), "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn a_transaction_committed_while_it_was_checked_does_not_go_back_into_the_pool() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (node, admin) = setup(dir.path(), 100);
+        let first = register(&admin, 1);
+        // A pushed copy's admission checks committed state and signatures (mark 0)...
+        let (stale_mark, stale_checks) =
+            admission::check(&node.shared, Origin::Peer, vec![first.clone()]);
+        assert!(stale_checks[0].is_ok(), "{stale_checks:?}");
+        let (_, stale_again) = admission::check(&node.shared, Origin::Peer, vec![first.clone()]);
+        // ... while the client's own copy is pooled and committed in block 1.
+        assert!(node.submit(vec![first.clone()]).await[0].is_ok());
+        let second = register(&admin, 2);
+        let (mark, checks) = admission::check(&node.shared, Origin::Peer, vec![second]);
+        assert_eq!(mark, 0);
+        assert_eq!(node.produce_block().await, Ok(Some(1)));
+        // The late insert of the committed one is refused (the pool remembers block 1);
+        // the other goes in.
+        let outcomes = node.pool_checked(Origin::Peer, None, mark, stale_checks);
+        assert!(
+            matches!(&outcomes[0], Err(AdmissionError::Duplicate { where_, .. }) if where_ == "committed at height 1"),
+            "{outcomes:?}"
+        );
+        assert!(node.pool_checked(Origin::Peer, None, mark, checks)[0].is_ok());
+        assert_eq!(node.status().await.mempool_size, 1);
+
+        // A check older than the blocks the pool remembers asks the store instead.
+        for seq in 3..=(crate::mempool::REMEMBERED_BLOCKS as u64 + 2) {
+            assert!(node.submit(vec![register(&admin, seq)]).await[0].is_ok());
+            assert!(node.produce_block().await.is_ok_and(|h| h.is_some()));
+        }
+        let outcomes = node.pool_checked(Origin::Peer, None, stale_mark, stale_again);
+        assert!(
+            matches!(&outcomes[0], Err(AdmissionError::Duplicate { where_, .. }) if where_ == "committed at height 1"),
+            "{outcomes:?}"
+        );
+        assert_eq!(node.status().await.mempool_size, 0);
     }
 
     #[tokio::test]
