@@ -39,6 +39,26 @@ pub struct BlockCommit {
     pub head: ChainHead,
 }
 
+impl BlockCommit {
+    /// About the size of this commit's `WriteBatch`: every key and value, plus a few
+    /// bytes of framing per record.
+    fn encoded_size_hint(&self) -> usize {
+        const PER_RECORD: usize = 16;
+        let state: usize = self
+            .state_writes
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + PER_RECORD)
+            .sum();
+        let index: usize = self
+            .index_writes
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + PER_RECORD)
+            .sum();
+        let txs = self.tx_ids.len() * (32 + codec::TX_LOCATION_LEN + PER_RECORD);
+        64 + self.block.len() + 4 * PER_RECORD + 64 + txs + state + index + self.head.extra.len()
+    }
+}
+
 /// The initial state of a chain, written once to an empty store before block 1.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GenesisCommit {
@@ -112,7 +132,9 @@ impl Store {
         }
 
         let height_bytes = codec::encode_height(commit.height);
-        let mut batch = WriteBatch::default();
+        // Sized up front: the batch of a full block is megabytes, and growing it by
+        // doubling copied it several times over.
+        let mut batch = WriteBatch::with_capacity_bytes(commit.encoded_size_hint());
         batch.put_cf(self.cf(Cf::Blocks)?, height_bytes, &commit.block);
         batch.put_cf(self.cf(Cf::BlockHashes)?, commit.block_hash, height_bytes);
         // Keys go into each memtable in ascending order: RocksDB's skip list keeps the
