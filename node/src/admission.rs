@@ -10,6 +10,8 @@
 //! several times over (docs/PERFORMANCE.md). Depends on `tx`, `mempool` (through the
 //! node's shared state) and the store.
 
+use std::collections::HashMap;
+
 use prost::Message as _;
 use thread_priority::{ThreadPriority, ThreadPriorityValue};
 use tracechain_proto::v1 as pb;
@@ -100,10 +102,16 @@ pub(crate) fn check(
             false
         });
     }
-    candidates.retain(|(slot, u)| match precheck(&shared.store, u) {
-        Ok(()) => true,
-        Err(e) => {
+    let verdicts = precheck(&shared.store, candidates.iter().map(|(_, u)| u));
+    let mut verdicts = verdicts.into_iter();
+    candidates.retain(|(slot, _)| match verdicts.next() {
+        Some(Ok(())) => true,
+        Some(Err(e)) => {
             out[*slot] = Err(e);
+            false
+        }
+        None => {
+            out[*slot] = Err(AdmissionError::Internal("no precheck verdict".into()));
             false
         }
     });
@@ -117,37 +125,181 @@ pub(crate) fn check(
 /// Rejects what committed state already rules out forever: a transaction that is
 /// already committed, a device sequence at or below the device's high-water mark, a
 /// revoked device. Everything else is left to execution, where it gets a result code.
-pub(crate) fn precheck(store: &Store, tx: &tx::UnverifiedTx) -> Result<(), AdmissionError> {
-    let internal = |e: tracechain_storage::StorageError| AdmissionError::Internal(e.to_string());
-    // First, so that a client retrying a committed transaction hears "already exists".
-    if let Some(loc) = store.tx_location(&tx.id().0).map_err(internal)? {
-        return Err(AdmissionError::Duplicate {
-            id: tx.id(),
-            where_: format!("committed at height {}", loc.height),
-        });
-    }
-    let signer = tx.signer();
-    if signer.kind == SignerKind::Device
-        && let Some(bytes) = store
-            .get_state(&state::device_key(&signer.id))
-            .map_err(internal)?
-    {
-        let device = pb::DeviceRecord::decode(bytes.as_slice())
-            .map_err(|e| AdmissionError::Internal(format!("corrupt device record: {e}")))?;
-        if device.revoked {
-            return Err(AdmissionError::Stale(format!(
-                "device {} is revoked",
-                signer.id
-            )));
-        }
-        if tx.sequence() <= device.last_sequence {
-            return Err(AdmissionError::Stale(format!(
-                "sequence {} of device {} is not above its last accepted sequence {} (replayed or out of order)",
-                tx.sequence(),
-                signer.id,
-                device.last_sequence
-            )));
+/// One verdict per transaction, in order. The store is asked once for all ids and once
+/// for all devices (a request carries many readings of few devices), and each device
+/// record is decoded once.
+pub(crate) fn precheck<'a>(
+    store: &Store,
+    txs: impl Iterator<Item = &'a tx::UnverifiedTx>,
+) -> Vec<Result<(), AdmissionError>> {
+    let txs: Vec<&tx::UnverifiedTx> = txs.collect();
+    let internal = |e: &dyn std::fmt::Display| AdmissionError::Internal(e.to_string());
+    let ids: Vec<[u8; 32]> = txs.iter().map(|t| t.id().0).collect();
+    let locations = match store.tx_locations(&ids) {
+        Ok(l) => l,
+        Err(e) => return txs.iter().map(|_| Err(internal(&e))).collect(),
+    };
+    // Each device's record, decoded once: `None` for an unknown device (execution
+    // refuses it with its own code).
+    let mut devices: HashMap<&str, Result<Option<pb::DeviceRecord>, String>> = HashMap::new();
+    for t in &txs {
+        let signer = t.signer();
+        if signer.kind == SignerKind::Device {
+            devices.entry(signer.id.as_str()).or_insert(Ok(None));
         }
     }
-    Ok(())
+    let names: Vec<&str> = devices.keys().copied().collect();
+    let keys: Vec<Vec<u8>> = names.iter().map(|id| state::device_key(id)).collect();
+    let key_refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+    match store.get_states(&key_refs) {
+        Ok(values) => {
+            for (name, value) in names.iter().zip(values) {
+                let record = value
+                    .map(|bytes| {
+                        pb::DeviceRecord::decode(bytes.as_slice())
+                            .map_err(|e| format!("corrupt device record: {e}"))
+                    })
+                    .transpose();
+                devices.insert(name, record);
+            }
+        }
+        Err(e) => return txs.iter().map(|_| Err(internal(&e))).collect(),
+    }
+    txs.iter()
+        .zip(locations)
+        .map(|(t, location)| {
+            // First, so that a client retrying a committed transaction hears "already
+            // exists".
+            if let Some(loc) = location {
+                return Err(AdmissionError::Duplicate {
+                    id: t.id(),
+                    where_: format!("committed at height {}", loc.height),
+                });
+            }
+            let signer = t.signer();
+            if signer.kind != SignerKind::Device {
+                return Ok(());
+            }
+            let device = match devices.get(signer.id.as_str()) {
+                Some(Ok(Some(device))) => device,
+                Some(Ok(None)) | None => return Ok(()),
+                Some(Err(e)) => return Err(AdmissionError::Internal(e.clone())),
+            };
+            if device.revoked {
+                return Err(AdmissionError::Stale(format!(
+                    "device {} is revoked",
+                    signer.id
+                )));
+            }
+            if t.sequence() <= device.last_sequence {
+                return Err(AdmissionError::Stale(format!(
+                    "sequence {} of device {} is not above its last accepted sequence {} (replayed or out of order)",
+                    t.sequence(),
+                    signer.id,
+                    device.last_sequence
+                )));
+            }
+            Ok(())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{Scheme, SecretKey};
+    use tracechain_storage::{BlockCommit, ChainHead};
+
+    const CHAIN: &str = "admission-test";
+
+    fn reading(key: &SecretKey, device: &str, sequence: u64) -> tx::UnverifiedTx {
+        let body = pb::TxBody {
+            chain_id: CHAIN.into(),
+            signer: Some(pb::Signer {
+                kind: pb::SignerKind::Device as i32,
+                id: device.into(),
+                scheme: pb::SignatureScheme::Ed25519 as i32,
+                public_key: key.public_key(),
+            }),
+            sequence,
+            time_ms: 1_700_000_000_000,
+            action: Some(pb::tx_body::Action::SensorReport(pb::SensorReport {
+                shipment_id: "s".into(),
+                observed_at_ms: 1_700_000_000_000,
+                temperature_milli_c: 5_000,
+                humidity_permille: None,
+                location: None,
+            })),
+        };
+        tx::decode(tx::sign_body(&body, key), CHAIN).expect("decodes")
+    }
+
+    fn device(id: &str, last_sequence: u64, revoked: bool) -> (Vec<u8>, Option<Vec<u8>>) {
+        let record = pb::DeviceRecord {
+            device_id: id.into(),
+            last_sequence,
+            revoked,
+            ..Default::default()
+        };
+        (state::device_key(id), Some(record.encode_to_vec()))
+    }
+
+    #[test]
+    fn precheck_gives_each_transaction_of_a_request_its_own_verdict() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(dir.path()).expect("open");
+        let key = SecretKey::from_bytes(Scheme::Ed25519, &[9; 32]).expect("seed");
+        let committed = reading(&key, "dev-a", 5);
+        store
+            .commit_block(&BlockCommit {
+                height: 1,
+                block_hash: [1; 32],
+                block: b"block".to_vec(),
+                tx_ids: vec![(0, committed.id().0)],
+                state_writes: vec![device("dev-a", 5, false), device("dev-r", 1, true)],
+                index_writes: vec![],
+                head: ChainHead {
+                    height: 1,
+                    block_hash: [1; 32],
+                    state_commitment: [0; 32],
+                    extra: vec![],
+                },
+            })
+            .expect("commit");
+        let txs = [
+            reading(&key, "dev-a", 6),   // next of a known device
+            committed,                   // already committed
+            reading(&key, "dev-a", 4),   // replay
+            reading(&key, "dev-r", 2),   // revoked device
+            reading(&key, "dev-new", 1), // unknown device: left to execution
+            reading(&key, "dev-a", 7),   // several of one device in one request
+            reading(&key, "dev-a", 5),   // the committed one again: "already exists" first
+        ];
+        let verdicts = precheck(&store, txs.iter());
+        assert_eq!(verdicts.len(), txs.len());
+        assert!(verdicts[0].is_ok(), "{:?}", verdicts[0]);
+        assert!(
+            matches!(&verdicts[1], Err(AdmissionError::Duplicate { where_, .. }) if where_ == "committed at height 1"),
+            "{:?}",
+            verdicts[1]
+        );
+        assert!(
+            matches!(&verdicts[2], Err(AdmissionError::Stale(m)) if m.contains("replayed")),
+            "{:?}",
+            verdicts[2]
+        );
+        assert!(
+            matches!(&verdicts[3], Err(AdmissionError::Stale(m)) if m.contains("revoked")),
+            "{:?}",
+            verdicts[3]
+        );
+        assert!(verdicts[4].is_ok(), "{:?}", verdicts[4]);
+        assert!(verdicts[5].is_ok(), "{:?}", verdicts[5]);
+        assert!(
+            matches!(&verdicts[6], Err(AdmissionError::Duplicate { .. })),
+            "{:?}",
+            verdicts[6]
+        );
+        assert!(precheck(&store, std::iter::empty()).is_empty());
+    }
 }

@@ -87,6 +87,13 @@ impl StateReader for StoreState<'_> {
             .map(|l| l.is_some())
             .map_err(|e| StateError::Store(e.to_string()))
     }
+    fn txs_committed(&self, ids: &[TxId]) -> Result<Vec<bool>, StateError> {
+        let ids: Vec<[u8; 32]> = ids.iter().map(|id| id.0).collect();
+        self.0
+            .tx_locations(&ids)
+            .map(|locations| locations.iter().map(Option::is_some).collect())
+            .map_err(|e| StateError::Store(e.to_string()))
+    }
 }
 
 /// The head as the node keeps it: the storage head plus the decoded header.

@@ -88,9 +88,45 @@ impl Store {
             .transpose()
     }
 
+    /// [`tx_location`](Self::tx_location) of many ids in one batched lookup (RocksDB's
+    /// MultiGet: one snapshot, filter and block reads shared), in the order given.
+    pub fn tx_locations(&self, ids: &[[u8; 32]]) -> Result<Vec<Option<TxLocation>>, StorageError> {
+        let mut sorted: Vec<usize> = (0..ids.len()).collect();
+        sorted.sort_unstable_by_key(|&i| ids[i]);
+        let values =
+            self.db
+                .batched_multi_get_cf(self.cf(Cf::Txs)?, sorted.iter().map(|&i| &ids[i]), true);
+        let mut out = vec![None; ids.len()];
+        for (&i, value) in sorted.iter().zip(values) {
+            if let Some(value) = value.map_err(db_err("get tx locations"))? {
+                out[i] = Some(codec::decode_tx_location(&ids[i], &value)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// The ledger state value under `key`.
     pub fn get_state(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         self.get(Cf::State, key, "get state")
+    }
+
+    /// [`get_state`](Self::get_state) of many keys in one batched lookup, in the order
+    /// given.
+    pub fn get_states(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        let mut sorted: Vec<usize> = (0..keys.len()).collect();
+        sorted.sort_unstable_by_key(|&i| keys[i]);
+        let values = self.db.batched_multi_get_cf(
+            self.cf(Cf::State)?,
+            sorted.iter().map(|&i| keys[i]),
+            true,
+        );
+        let mut out = vec![None; keys.len()];
+        for (&i, value) in sorted.iter().zip(values) {
+            out[i] = value
+                .map_err(db_err("get states"))?
+                .map(|v| v.as_ref().to_vec());
+        }
+        Ok(out)
     }
 
     /// State entries whose key starts with `prefix`, in key order: skips `offset` entries,

@@ -316,6 +316,53 @@ fn tx_locations_point_into_their_blocks() {
 }
 
 #[test]
+fn batched_lookups_answer_like_single_ones_in_the_order_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .commit_block(&block(1, 3, vec![put("k/b", "2"), put("k/a", "1")], vec![]))
+        .unwrap();
+    store.commit_block(&block(2, 2, vec![], vec![])).unwrap();
+    // Unsorted, with a repeat and absent ids.
+    let ids = [
+        tx_id(2, 1),
+        [0; 32],
+        tx_id(1, 0),
+        tx_id(1, 2),
+        tx_id(2, 1),
+        tx_id(1, 3),
+        [0xFF; 32],
+    ];
+    let batched = store.tx_locations(&ids).unwrap();
+    let single: Vec<_> = ids
+        .iter()
+        .map(|id| store.tx_location(id).unwrap())
+        .collect();
+    assert_eq!(batched, single);
+    assert_eq!(
+        batched[0],
+        Some(TxLocation {
+            height: 2,
+            index: 1
+        })
+    );
+    assert_eq!(batched[1], None);
+    assert!(store.tx_locations(&[]).unwrap().is_empty());
+
+    let keys: [&[u8]; 5] = [b"k/b", b"k/none", b"k/a", b"k/b", b""];
+    assert_eq!(
+        store.get_states(&keys).unwrap(),
+        vec![
+            Some(b"2".to_vec()),
+            None,
+            Some(b"1".to_vec()),
+            Some(b"2".to_vec()),
+            None
+        ]
+    );
+}
+
+#[test]
 fn genesis_comes_once_before_block_one() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();

@@ -14,7 +14,7 @@ mod rules;
 pub mod state;
 pub mod twin;
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 
 use tracechain_proto::v1 as pb;
 
@@ -88,11 +88,17 @@ impl Ledger {
     ) -> Result<BlockExecution, StateError> {
         let mut out = BlockExecution::default();
         let mut writes = state::BlockWrites::default();
-        let mut seen: BTreeSet<TxId> = BTreeSet::new();
-        for (index, tx) in txs.into_iter().enumerate() {
+        let txs: Vec<&CheckedTx> = txs.into_iter().collect();
+        // Which are in earlier blocks: one batched lookup. Which repeat one earlier in
+        // this block: `seen` (only membership is asked, so its order cannot leak into
+        // the result).
+        let ids: Vec<TxId> = txs.iter().map(|tx| tx.id).collect();
+        let committed = store.txs_committed(&ids)?;
+        let mut seen: HashSet<TxId> = HashSet::with_capacity(txs.len());
+        for (index, (tx, committed)) in txs.into_iter().zip(committed).enumerate() {
             let index = index as u32;
             let result: Result<Vec<pb::HistoryEntry>, Rejection> =
-                if !seen.insert(tx.id) || store.tx_committed(&tx.id)? {
+                if !seen.insert(tx.id) || committed {
                     Err(Rejection::new(
                         pb::ResultCode::Duplicate,
                         format!("transaction {} is already in the chain", tx.id),

@@ -20,6 +20,11 @@ pub trait StateReader {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
     /// Whether a transaction with this id is already in a committed block.
     fn tx_committed(&self, id: &TxId) -> Result<bool, StateError>;
+    /// [`tx_committed`](Self::tx_committed) of many ids, in order (a store answers them
+    /// in one batched lookup).
+    fn txs_committed(&self, ids: &[TxId]) -> Result<Vec<bool>, StateError> {
+        ids.iter().map(|id| self.tx_committed(id)).collect()
+    }
 }
 
 /// A failure to read state: the node cannot execute the block (a local fault, never
