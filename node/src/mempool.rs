@@ -59,9 +59,12 @@ pub enum MempoolError {
     },
 }
 
-/// How many committed blocks' transaction ids the pool remembers: an admission whose
-/// check of committed state is older than that asks the store again.
+/// How many committed blocks' transaction ids the pool remembers at most: an admission
+/// whose check of committed state is older than that asks the store again.
 pub const REMEMBERED_BLOCKS: usize = 64;
+/// Older blocks are forgotten too once the remembered ids exceed this (the last block is
+/// always kept): ~10 MB at most, about 6 s of blocks at 16,000 readings per second.
+pub const REMEMBERED_IDS: usize = 100_000;
 
 /// What the pool knows of a transaction's commits after a [commit mark](Mempool::commit_mark).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +103,8 @@ pub struct Mempool {
     bytes: usize,
     /// Ids of the remembered committed blocks, oldest first, by height.
     recent: VecDeque<(u64, Vec<TxId>)>,
+    /// Number of ids in `recent`.
+    recent_len: usize,
     /// Id -> height of the first remembered block that holds it.
     recent_ids: HashMap<TxId, u64>,
     /// Height of the last block given to [`Mempool::committed`] (the commit mark).
@@ -125,6 +130,7 @@ impl Mempool {
             next_arrival: 0,
             bytes: 0,
             recent: VecDeque::new(),
+            recent_len: 0,
             recent_ids: HashMap::new(),
             committed_height: 0,
             remembered_from: 0,
@@ -239,6 +245,7 @@ impl Mempool {
         if height != self.committed_height.wrapping_add(1) || self.recent.is_empty() {
             // A first block, or a gap: nothing at or below height - 1 is remembered.
             self.recent.clear();
+            self.recent_len = 0;
             self.recent_ids.clear();
             self.remembered_from = height.saturating_sub(1);
         }
@@ -246,11 +253,15 @@ impl Mempool {
             self.recent_ids.entry(*id).or_insert(height);
         }
         self.recent.push_back((height, ids.to_vec()));
+        self.recent_len += ids.len();
         self.committed_height = height;
-        while self.recent.len() > REMEMBERED_BLOCKS {
+        while self.recent.len() > REMEMBERED_BLOCKS
+            || (self.recent_len > REMEMBERED_IDS && self.recent.len() > 1)
+        {
             let Some((old, ids)) = self.recent.pop_front() else {
                 break;
             };
+            self.recent_len -= ids.len();
             for id in &ids {
                 if self.recent_ids.get(id) == Some(&old) {
                     self.recent_ids.remove(id);
@@ -583,6 +594,33 @@ mod tests {
         );
         assert_eq!(pool.recent.len(), REMEMBERED_BLOCKS);
         assert_eq!(pool.recent_ids.len(), REMEMBERED_BLOCKS);
+    }
+
+    #[test]
+    fn remembered_ids_are_bounded_however_large_the_blocks() {
+        let mut pool = Mempool::new(10, 1 << 20);
+        let block = |height: u64, n: usize| -> Vec<TxId> {
+            (0..n)
+                .map(|i| TxId::of_body(format!("{height}/{i}").as_bytes()))
+                .collect()
+        };
+        let half = REMEMBERED_IDS / 2;
+        let (b1, b2, b3) = (block(1, half), block(2, half), block(3, half));
+        pool.committed(1, &b1);
+        pool.committed(2, &b2);
+        assert_eq!(pool.committed_since(&b1[0], 0), SinceMark::Committed(1));
+        // A third block takes the total over the bound: the oldest goes, no more.
+        pool.committed(3, &b3);
+        assert_eq!(pool.recent_len, REMEMBERED_IDS);
+        assert_eq!(pool.committed_since(&b1[0], 0), SinceMark::Unknown);
+        assert_eq!(pool.committed_since(&b2[0], 1), SinceMark::Committed(2));
+        assert_eq!(pool.recent_ids.len(), REMEMBERED_IDS);
+        // One block larger than the bound on its own is still remembered.
+        let huge = block(4, REMEMBERED_IDS + 1);
+        pool.committed(4, &huge);
+        assert_eq!(pool.recent.len(), 1);
+        assert_eq!(pool.committed_since(&huge[0], 3), SinceMark::Committed(4));
+        assert_eq!(pool.committed_since(&b3[0], 2), SinceMark::Unknown);
     }
 
     #[test]
