@@ -34,7 +34,7 @@ pub(super) struct BenchArgs {
     #[arg(long, default_value_t = 0)]
     rate: u64,
     /// Device signatures: ed25519, p256 or mixed.
-    #[arg(long, default_value = "ed25519")]
+    #[arg(long, default_value = "ed25519", value_parser = ["ed25519", "p256", "mixed"])]
     scheme: String,
     /// Devices.
     #[arg(long, default_value_t = 400)]
@@ -537,4 +537,23 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    #[test]
+    fn an_unknown_signature_scheme_is_refused_not_benchmarked_as_ed25519() {
+        let err = Cli::try_parse_from(["tracechain", "bench", "--scheme", "p-256"])
+            .expect_err("unknown scheme");
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+        for scheme in ["ed25519", "p256", "mixed"] {
+            let cli = Cli::try_parse_from(["tracechain", "bench", "--scheme", scheme])
+                .expect("known scheme");
+            assert!(matches!(cli.command, Command::Bench(ref a) if a.scheme == scheme));
+        }
+    }
 }
