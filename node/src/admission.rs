@@ -139,32 +139,35 @@ pub(crate) fn precheck<'a>(
         Ok(l) => l,
         Err(e) => return txs.iter().map(|_| Err(internal(&e))).collect(),
     };
-    // Each device's record, decoded once: `None` for an unknown device (execution
-    // refuses it with its own code).
-    let mut devices: HashMap<&str, Result<Option<pb::DeviceRecord>, String>> = HashMap::new();
-    for t in &txs {
-        let signer = t.signer();
-        if signer.kind == SignerKind::Device {
-            devices.entry(signer.id.as_str()).or_insert(Ok(None));
-        }
-    }
-    let names: Vec<&str> = devices.keys().copied().collect();
-    let keys: Vec<Vec<u8>> = names.iter().map(|id| state::device_key(id)).collect();
-    let key_refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-    match store.get_states(&key_refs) {
-        Ok(values) => {
-            for (name, value) in names.iter().zip(values) {
-                let record = value
-                    .map(|bytes| {
-                        pb::DeviceRecord::decode(bytes.as_slice())
-                            .map_err(|e| format!("corrupt device record: {e}"))
-                    })
-                    .transpose();
-                devices.insert(name, record);
-            }
-        }
+    // Each device's record, read and decoded once: `None` for an unknown device
+    // (execution refuses it with its own code).
+    let mut names: Vec<&str> = txs
+        .iter()
+        .map(|t| t.signer())
+        .filter(|s| s.kind == SignerKind::Device)
+        .map(|s| s.id.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let device_keys: Vec<Vec<u8>> = names.iter().map(|id| state::device_key(id)).collect();
+    let keys: Vec<&[u8]> = device_keys.iter().map(Vec::as_slice).collect();
+    let values = match store.get_states(&keys) {
+        Ok(values) => values,
         Err(e) => return txs.iter().map(|_| Err(internal(&e))).collect(),
-    }
+    };
+    let devices: HashMap<&str, Result<Option<pb::DeviceRecord>, String>> = names
+        .into_iter()
+        .zip(values)
+        .map(|(name, value)| {
+            let record = value
+                .map(|bytes| {
+                    pb::DeviceRecord::decode(bytes.as_slice())
+                        .map_err(|e| format!("corrupt device record: {e}"))
+                })
+                .transpose();
+            (name, record)
+        })
+        .collect();
     txs.iter()
         .zip(locations)
         .map(|(t, location)| {

@@ -88,21 +88,19 @@ impl Store {
             .transpose()
     }
 
-    /// [`tx_location`](Self::tx_location) of many ids in one batched lookup (RocksDB's
-    /// MultiGet: one snapshot, filter and block reads shared), in the order given.
+    /// [`tx_location`](Self::tx_location) of many ids in one batched lookup, in the order
+    /// given.
     pub fn tx_locations(&self, ids: &[[u8; 32]]) -> Result<Vec<Option<TxLocation>>, StorageError> {
-        let mut sorted: Vec<usize> = (0..ids.len()).collect();
-        sorted.sort_unstable_by_key(|&i| ids[i]);
-        let values =
-            self.db
-                .batched_multi_get_cf(self.cf(Cf::Txs)?, sorted.iter().map(|&i| &ids[i]), true);
-        let mut out = vec![None; ids.len()];
-        for (&i, value) in sorted.iter().zip(values) {
-            if let Some(value) = value.map_err(db_err("get tx locations"))? {
-                out[i] = Some(codec::decode_tx_location(&ids[i], &value)?);
-            }
-        }
-        Ok(out)
+        let keys: Vec<&[u8]> = ids.iter().map(|id| id.as_slice()).collect();
+        self.multi_get(Cf::Txs, &keys, "get tx locations")?
+            .into_iter()
+            .zip(ids)
+            .map(|(value, id)| {
+                value
+                    .map(|value| codec::decode_tx_location(id, &value))
+                    .transpose()
+            })
+            .collect()
     }
 
     /// The ledger state value under `key`.
@@ -113,20 +111,7 @@ impl Store {
     /// [`get_state`](Self::get_state) of many keys in one batched lookup, in the order
     /// given.
     pub fn get_states(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
-        let mut sorted: Vec<usize> = (0..keys.len()).collect();
-        sorted.sort_unstable_by_key(|&i| keys[i]);
-        let values = self.db.batched_multi_get_cf(
-            self.cf(Cf::State)?,
-            sorted.iter().map(|&i| keys[i]),
-            true,
-        );
-        let mut out = vec![None; keys.len()];
-        for (&i, value) in sorted.iter().zip(values) {
-            out[i] = value
-                .map_err(db_err("get states"))?
-                .map(|v| v.as_ref().to_vec());
-        }
-        Ok(out)
+        self.multi_get(Cf::State, keys, "get states")
     }
 
     /// State entries whose key starts with `prefix`, in key order: skips `offset` entries,
@@ -202,6 +187,26 @@ impl Store {
 
     fn get(&self, cf: Cf, key: &[u8], op: &'static str) -> Result<Option<Vec<u8>>, StorageError> {
         self.db.get_cf(self.cf(cf)?, key).map_err(db_err(op))
+    }
+
+    /// Many point reads as one RocksDB MultiGet (one snapshot; filter and block reads
+    /// shared), asked in key order and answered in the order given.
+    fn multi_get(
+        &self,
+        cf: Cf,
+        keys: &[&[u8]],
+        op: &'static str,
+    ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        let mut sorted: Vec<usize> = (0..keys.len()).collect();
+        sorted.sort_unstable_by_key(|&i| keys[i]);
+        let values =
+            self.db
+                .batched_multi_get_cf(self.cf(cf)?, sorted.iter().map(|&i| keys[i]), true);
+        let mut out = vec![None; keys.len()];
+        for (&i, value) in sorted.iter().zip(values) {
+            out[i] = value.map_err(db_err(op))?.map(|v| v.as_ref().to_vec());
+        }
+        Ok(out)
     }
 
     fn scan(
