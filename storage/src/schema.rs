@@ -79,6 +79,13 @@ pub struct StoreConfig {
     pub max_open_files: i32,
     /// Size of one memtable per column family before it is flushed to disk, in bytes.
     pub write_buffer_bytes: usize,
+    /// Most bytes of write-ahead log kept on disk. The log is shared by all column
+    /// families, and a log file goes only when every family with data in it has
+    /// flushed; families written a few bytes per block (the chain head, the consensus
+    /// record) would otherwise hold every log file until RocksDB's default bound of
+    /// four times all memtables (here ~900 MiB per node). Past this bound, the
+    /// families holding the oldest file are flushed so that it can go.
+    pub max_wal_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -87,6 +94,7 @@ impl Default for StoreConfig {
             block_cache_bytes: 64 << 20,
             max_open_files: 512,
             write_buffer_bytes: 16 << 20,
+            max_wal_bytes: 128 << 20,
         }
     }
 }
@@ -100,6 +108,7 @@ pub(crate) fn db_options(config: &StoreConfig) -> Options {
     // Two cores are shared with consensus, networking and signature checks.
     opts.set_max_background_jobs(2);
     opts.set_keep_log_file_num(4);
+    opts.set_max_total_wal_size(config.max_wal_bytes);
     opts.set_compression_type(DBCompressionType::Lz4);
     opts
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracechain_storage::{
-    BlockCommit, COLUMN_FAMILIES, ChainHead, GenesisCommit, StorageError, Store, TxLocation,
+    BlockCommit, COLUMN_FAMILIES, ChainHead, GenesisCommit, StorageError, Store, StoreConfig,
+    TxLocation,
 };
 
 fn hash(tag: u8, n: u64) -> [u8; 32] {
@@ -638,5 +639,77 @@ fn a_directory_opens_once_at_a_time() {
     assert!(
         matches!(err, StorageError::Db { op: "open", .. }),
         "{err:?}"
+    );
+}
+
+/// Bytes of write-ahead log files in a store directory.
+fn wal_bytes(path: &Path) -> u64 {
+    std::fs::read_dir(path)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .map(|e| e.metadata().map_or(0, |m| m.len()))
+        .sum()
+}
+
+/// Commits `blocks` blocks of 64 KiB each, every one also writing the chain head and a
+/// consensus record (the small writes that pin old log files), then reports the log
+/// bytes left on disk, after waiting up to 10 s for them to drop to `settle_at`.
+fn wal_left_after_commits(config: &StoreConfig, blocks: u64, settle_at: u64) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(dir.path(), config).unwrap();
+    for height in 1..=blocks {
+        let mut commit = block(height, 4, vec![put("s/x", "y")], vec![]);
+        commit.block = vec![height as u8; 64 << 10];
+        store.commit_block(&commit).unwrap();
+        store
+            .put_consensus(b"replica-state", &height.to_be_bytes())
+            .unwrap();
+    }
+    // Obsolete log files are deleted after the flush that frees them, in the background.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while wal_bytes(dir.path()) > settle_at && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let left = wal_bytes(dir.path());
+    // Whatever was flushed early reads back, as does the head.
+    assert_eq!(store.block(1).unwrap(), Some(vec![1u8; 64 << 10]));
+    assert_eq!(store.head().unwrap().map(|h| h.height), Some(blocks));
+    drop(store);
+    let store = Store::open_with(dir.path(), config).unwrap();
+    assert_eq!(
+        store.block(blocks).unwrap(),
+        Some(vec![blocks as u8; 64 << 10])
+    );
+    assert_eq!(
+        store.get_consensus(b"replica-state").unwrap(),
+        Some(blocks.to_be_bytes().to_vec())
+    );
+    left
+}
+
+#[test]
+fn the_write_ahead_log_stays_within_its_bound() {
+    // 160 blocks of 64 KiB: 10 MiB of log, under one memtable (16 MiB), so no family
+    // would flush on its own.
+    let bounded = StoreConfig {
+        max_wal_bytes: 1 << 20,
+        ..StoreConfig::default()
+    };
+    let left = wal_left_after_commits(&bounded, 160, 4 << 20);
+    assert!(
+        left <= 4 << 20,
+        "{left} bytes of log left with a 1 MiB bound"
+    );
+    // Without the bound (RocksDB's default: 0 = four times all memtables), all of it
+    // stays: the test would notice the option going missing.
+    let unbounded = StoreConfig {
+        max_wal_bytes: 0,
+        ..StoreConfig::default()
+    };
+    let left = wal_left_after_commits(&unbounded, 160, u64::MAX);
+    assert!(
+        left >= 8 << 20,
+        "only {left} bytes of log left without a bound"
     );
 }
