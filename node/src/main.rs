@@ -5,7 +5,7 @@ use tracing_subscriber::EnvFilter;
 
 /// jemalloc instead of the C library's allocator: a node allocates and frees per
 /// transaction on many threads (tokio workers, the rayon pool, blocking tasks), where
-/// glibc's malloc and free cost ~6 % of its CPU at saturation (docs/PERFORMANCE.md).
+/// glibc's malloc and free cost 6-7 % of its CPU at saturation (docs/PERFORMANCE.md).
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
