@@ -158,6 +158,9 @@ struct Driver {
     /// (height, view) the primary owes a proposal for.
     owed_proposal: Option<(u64, u64)>,
     owed_since: Instant,
+    /// When this node last proposed (the next proposal waits for
+    /// `NodeConfig::min_block_interval` after it).
+    last_proposal: Option<Instant>,
     checked: VecDeque<ExecutedBlock>,
     done_tx: mpsc::Sender<Done>,
     /// Commits are carried out one at a time, in order.
@@ -275,6 +278,7 @@ async fn replicate(
         timers: BTreeMap::new(),
         owed_proposal: None,
         owed_since: Instant::now(),
+        last_proposal: None,
         checked: VecDeque::new(),
         done_tx,
         committing: VecDeque::new(),
@@ -284,10 +288,15 @@ async fn replicate(
     tracing::info!(member = %shared.config.member_id, replica = %me, "consortium driver started");
     d.feed(Input::Start).await;
     // The primary proposes as soon as it is asked when transactions wait (whatever
-    // arrived while the previous block was decided: block size follows the load, and no
-    // fixed wait adds to every transaction's latency), else an empty block after an
-    // idle second (well inside the view timeout, so an idle chain keeps its view).
+    // arrived while the previous block was decided: block size follows the load), but
+    // not sooner than `min_block_interval` after its previous proposal: under light load
+    // a round is short and its blocks small, and the fixed cost of a block (messages,
+    // synced writes, re-execution on every member) would be paid for a few dozen
+    // transactions. Under heavy load a round outlasts the interval, so it never waits.
+    // With nothing waiting, an empty block after an idle second (well inside the view
+    // timeout, so an idle chain keeps its view).
     let idle = Duration::from_millis(1_000);
+    let spacing = shared.config.min_block_interval;
     loop {
         let next_timer = d.timers.values().map(|(at, _)| *at).min();
         let waiting = d
@@ -305,7 +314,8 @@ async fn replicate(
             .filter(|(height, _)| *height == head + 1)
             .map(|_| {
                 if waiting {
-                    d.owed_since
+                    d.last_proposal
+                        .map_or(d.owed_since, |at| d.owed_since.max(at + spacing))
                 } else {
                     d.owed_since + idle
                 }
@@ -659,6 +669,7 @@ impl Driver {
         let Some((height, view)) = self.owed_proposal.take() else {
             return;
         };
+        self.last_proposal = Some(Instant::now());
         let shared = self.node.shared.clone();
         let done = self.done_tx.clone();
         tokio::task::spawn_blocking(move || {

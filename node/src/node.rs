@@ -41,6 +41,12 @@ pub const MAX_BLOCK_BYTES: usize = 16 * 1024 * 1024;
 /// bound; the headroom absorbs members that are a little behind one another.
 pub const PEER_HEADROOM: usize = 4;
 
+/// Default [`NodeConfig::min_block_interval`], ms.
+pub const DEFAULT_MIN_BLOCK_INTERVAL_MS: u64 = 100;
+/// Largest [`NodeConfig::min_block_interval`], ms: well inside the view-change timeout,
+/// so a primary that waits is never taken for a faulty one.
+pub const MAX_MIN_BLOCK_INTERVAL_MS: u64 = 1_000;
+
 /// Node settings.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -48,8 +54,14 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// This node's member id.
     pub member_id: String,
-    /// Longest wait between the first pending transaction and its block.
+    /// Longest wait between the first pending transaction and its block (one validator).
     pub block_interval: Duration,
+    /// With several validators: the least time between two proposals of this node as
+    /// primary. Under light load blocks would otherwise be as small as one consensus round
+    /// allows, and every block costs each member fixed work (three phases of messages, two
+    /// synced writes, a re-execution); waiting lets a block gather what arrives meanwhile.
+    /// Zero proposes as soon as the previous block is committed.
+    pub min_block_interval: Duration,
     /// Most transactions in one block (at most [`MAX_BLOCK_TXS`]).
     pub max_block_txs: usize,
     /// Most bytes of transactions in one block (at most [`MAX_BLOCK_BYTES`]).
@@ -76,6 +88,7 @@ impl NodeConfig {
             data_dir,
             member_id,
             block_interval: Duration::from_millis(200),
+            min_block_interval: Duration::from_millis(DEFAULT_MIN_BLOCK_INTERVAL_MS),
             max_block_txs: 10_000,
             max_block_bytes: MAX_BLOCK_BYTES,
             // A few full blocks: under overload, clients are told RESOURCE_EXHAUSTED
@@ -250,6 +263,13 @@ impl Node {
                 "a block holds 1..={MAX_BLOCK_TXS} transactions and 1..={MAX_BLOCK_BYTES} bytes \
                  (configured: {} and {})",
                 config.max_block_txs, config.max_block_bytes
+            )));
+        }
+        if config.min_block_interval > Duration::from_millis(MAX_MIN_BLOCK_INTERVAL_MS) {
+            return Err(StartError::Config(format!(
+                "min_block_interval is at most {MAX_MIN_BLOCK_INTERVAL_MS} ms (a primary that \
+                 waits longer could be taken for a faulty one); configured: {} ms",
+                config.min_block_interval.as_millis()
             )));
         }
         let replica = if config.observer {
@@ -832,6 +852,30 @@ mod tests {
             },
             admin,
         )
+    }
+
+    #[test]
+    fn a_proposal_spacing_past_the_bound_is_refused_at_open() {
+        let dir = tempfile::tempdir().expect("dir");
+        let node_key = SigningKey::from_bytes(&[3; 32]);
+        let admin = SecretKey::from_bytes(Scheme::Ed25519, &[4; 32]).expect("seed");
+        let genesis = Genesis::from_file(GenesisFile::single_member(
+            CHAIN,
+            1_700_000_000_000,
+            &node_key.verifying_key(),
+            &admin.public_key(),
+        ))
+        .expect("genesis");
+        let mut config = NodeConfig::new(dir.path().join("db"), "farm".into());
+        config.min_block_interval = Duration::from_millis(MAX_MIN_BLOCK_INTERVAL_MS + 1);
+        let Err(StartError::Config(message)) =
+            Node::open(config.clone(), genesis.clone(), node_key.clone())
+        else {
+            panic!("a spacing past the bound opened");
+        };
+        assert!(message.contains("min_block_interval"), "{message}");
+        config.min_block_interval = Duration::from_millis(MAX_MIN_BLOCK_INTERVAL_MS);
+        assert!(Node::open(config, genesis, node_key).is_ok());
     }
 
     #[tokio::test]

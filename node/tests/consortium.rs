@@ -5,6 +5,7 @@
 
 use std::{net::TcpListener, time::Duration};
 
+use prost::Message;
 use tokio::sync::watch;
 use tracechain_node::{
     consortium,
@@ -34,11 +35,16 @@ struct Member {
 }
 
 async fn consortium(n: usize) -> Vec<Member> {
-    consortium_with(n, &[]).await.0
+    consortium_with(n, &[], |_| {}).await.0
 }
 
-/// `n` validators that let the `observers` (node keys) connect; also returns the genesis.
-async fn consortium_with(n: usize, observers: &[[u8; 32]]) -> (Vec<Member>, Genesis) {
+/// `n` validators that let the `observers` (node keys) connect, each configured by
+/// `tweak` after the defaults; also returns the genesis.
+async fn consortium_with(
+    n: usize,
+    observers: &[[u8; 32]],
+    tweak: impl Fn(&mut NodeConfig),
+) -> (Vec<Member>, Genesis) {
     let ids: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
     let node_keys: Vec<ed25519_dalek::SigningKey> = (0..n)
         .map(|i| ed25519_dalek::SigningKey::from_bytes(&[i as u8 + 1; 32]))
@@ -69,6 +75,7 @@ async fn consortium_with(n: usize, observers: &[[u8; 32]]) -> (Vec<Member>, Gene
         let mut config = NodeConfig::new(dir.path().join("db"), ids[i].clone());
         config.block_interval = Duration::from_millis(50);
         config.observers = observers.to_vec();
+        tweak(&mut config);
         let node = Node::open(config, genesis.clone(), node_keys[i].clone()).expect("open");
         let (stop, stopped) = watch::channel(false);
         let driver = node.clone();
@@ -256,7 +263,8 @@ async fn primary_stops_view_changes_and_commits_resume() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_observer_follows_serves_and_forwards_without_voting() {
     let observer_key = ed25519_dalek::SigningKey::from_bytes(&[77; 32]);
-    let (members, genesis) = consortium_with(4, &[observer_key.verifying_key().to_bytes()]).await;
+    let (members, genesis) =
+        consortium_with(4, &[observer_key.verifying_key().to_bytes()], |_| {}).await;
     let all: Vec<&Member> = members.iter().collect();
     let first = members[0]
         .node
@@ -331,6 +339,69 @@ async fn an_observer_follows_serves_and_forwards_without_voting() {
 
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    for m in &members {
+        let _ = m.stop.send(true);
+    }
+    for m in members {
+        let _ = tokio::time::timeout(Duration::from_secs(5), m.task).await;
+    }
+}
+
+/// Under a trickle of transactions the primary waits `min_block_interval` between its
+/// proposals, so each block gathers what arrived meanwhile instead of one round's worth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_primary_spaces_its_proposals_and_blocks_gather_the_trickle() {
+    const SPACING: Duration = Duration::from_millis(400);
+    let (members, _) = consortium_with(4, &[], |c| c.min_block_interval = SPACING).await;
+    let all: Vec<&Member> = members.iter().collect();
+
+    // 30 registrations, one every 40 ms (a round on loopback takes a few ms: without
+    // the spacing nearly every one would get a block of its own).
+    let mut ids = Vec::new();
+    for seq in 1..=30 {
+        let id = members[1]
+            .node
+            .submit(vec![register(&members[1], seq)])
+            .await
+            .remove(0)
+            .expect("admitted");
+        ids.push(id);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    for id in &ids {
+        wait_all(&all, *id).await;
+    }
+
+    let head = members[0].node.status().await.height;
+    let mut blocks = Vec::new();
+    for height in 1..=head {
+        let block = members[0]
+            .node
+            .block(height)
+            .await
+            .expect("read")
+            .expect("block")
+            .block
+            .expect("block");
+        blocks.push(pb::BlockHeader::decode(block.header.as_slice()).expect("header"));
+    }
+    let full: Vec<&pb::BlockHeader> = blocks.iter().filter(|h| h.tx_count > 0).collect();
+    assert_eq!(full.iter().map(|h| h.tx_count).sum::<u32>(), 30);
+    // 1.2 s of arrivals at one block per 400 ms: about four blocks, not thirty.
+    assert!(full.len() <= 8, "{} blocks for 30 transactions", full.len());
+    for pair in full.windows(2) {
+        if pair[0].view == pair[1].view {
+            // Proposer clock, ms; a few ms of slack for when each build read it.
+            let gap = pair[1].time_ms - pair[0].time_ms;
+            assert!(
+                gap >= SPACING.as_millis() as i64 - 50,
+                "blocks {} and {} proposed {gap} ms apart",
+                pair[0].height,
+                pair[1].height
+            );
+        }
+    }
+
     for m in &members {
         let _ = m.stop.send(true);
     }

@@ -56,6 +56,10 @@ pub(super) struct BenchArgs {
     /// Also write the JSON report here.
     #[arg(long)]
     json_out: Option<PathBuf>,
+    /// The members' least time between two proposals, ms (`run --min-block-interval-ms`;
+    /// default: the node's default).
+    #[arg(long)]
+    min_block_interval_ms: Option<u64>,
 }
 
 const CHAIN: &str = "tracechain-devnet";
@@ -142,7 +146,11 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
     let mut clients: Vec<LedgerClient<Channel>> = Vec::new();
     let mut pids = Vec::new();
     for (id, _, _) in devnet::MEMBERS {
-        let (child, url) = devnet::spawn_member(&dir, id)?;
+        let extra: Vec<String> = a
+            .min_block_interval_ms
+            .map(|ms| vec!["--min-block-interval-ms".into(), ms.to_string()])
+            .unwrap_or_default();
+        let (child, url) = devnet::spawn_member(&dir, id, &extra)?;
         pids.push((id, child.id()));
         processes.0.push((id.to_string(), child));
         clients.push(output::connect(&url).await?);
@@ -466,6 +474,9 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
         "ceiling_events_per_second": ceiling,
         "fraction_of_ceiling": rate / ceiling.max(1.0),
         "target_rate": a.rate,
+        "min_block_interval_ms": a
+            .min_block_interval_ms
+            .unwrap_or(crate::node::DEFAULT_MIN_BLOCK_INTERVAL_MS),
         "duration_s": a.duration,
         "devices": a.devices,
         "committed": committed,

@@ -136,13 +136,19 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Starts one member node and waits for its "listening on" line.
-pub(super) fn spawn_member(dir: &Path, id: &str) -> anyhow::Result<(Child, String)> {
+/// Starts one member node, with `extra` arguments after its config, and waits for its
+/// "listening on" line.
+pub(super) fn spawn_member(
+    dir: &Path,
+    id: &str,
+    extra: &[String],
+) -> anyhow::Result<(Child, String)> {
     let exe = std::env::current_exe().context("locating the tracechain binary")?;
     let log = std::fs::File::create(dir.join(format!("{id}.log")))?;
     let mut child = Command::new(exe)
         .current_dir(dir)
         .args(["run", "--config", &format!("{id}.node.toml")])
+        .args(extra)
         .env(
             "TRACECHAIN_LOG",
             std::env::var("TRACECHAIN_LOG").unwrap_or_else(|_| "info".into()),
@@ -179,7 +185,7 @@ pub(super) async fn devnet(a: DevnetArgs) -> anyhow::Result<()> {
     let mut processes = Processes(Vec::new());
     let mut urls = BTreeMap::new();
     for (id, _, _) in MEMBERS {
-        let (child, url) = spawn_member(&dir, id)?;
+        let (child, url) = spawn_member(&dir, id, &[])?;
         println!("  {id:<9} node pid {:<7} gRPC {url}", child.id());
         processes.0.push((id.to_string(), child));
         urls.insert(id.to_string(), url);

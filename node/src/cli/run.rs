@@ -32,6 +32,11 @@ pub(super) struct RunArgs {
     /// Longest wait, in ms, between a transaction's arrival and its block [default: 200].
     #[arg(long)]
     block_interval_ms: Option<u64>,
+    /// Least time, in ms, between two proposals of this node as primary (several
+    /// validators; 0 proposes as soon as the previous block commits) [default: 100, at most
+    /// 1000].
+    #[arg(long)]
+    min_block_interval_ms: Option<u64>,
     /// Most transactions per block [default: 10000].
     #[arg(long)]
     max_block_txs: Option<usize>,
@@ -60,6 +65,8 @@ pub(crate) struct NodeConfigFile {
     pub listen: Option<SocketAddr>,
     /// Block interval, ms.
     pub block_interval_ms: Option<u64>,
+    /// Least time between two proposals as primary, ms.
+    pub min_block_interval_ms: Option<u64>,
     /// Most transactions per block.
     pub max_block_txs: Option<usize>,
     /// Mempool bound, transactions.
@@ -202,6 +209,10 @@ pub(super) async fn run(a: RunArgs) -> anyhow::Result<()> {
     let mut config = NodeConfig::new(data_dir.clone(), member_id.clone());
     if let Some(ms) = a.block_interval_ms.or(file.block_interval_ms) {
         config.block_interval = Duration::from_millis(ms.max(1));
+    }
+    if let Some(ms) = a.min_block_interval_ms.or(file.min_block_interval_ms) {
+        // Bounded by Node::open, which says so.
+        config.min_block_interval = Duration::from_millis(ms);
     }
     if let Some(n) = a.max_block_txs.or(file.max_block_txs) {
         config.max_block_txs = n.max(1);
