@@ -815,7 +815,8 @@ mod tests {
 
     const CHAIN: &str = "node-test";
 
-    fn setup(dir: &std::path::Path, mempool_max_txs: usize) -> (Node, SecretKey) {
+    /// The node key, admin key and genesis of a one-member chain.
+    fn single_member() -> (SigningKey, SecretKey, Genesis) {
         let node_key = SigningKey::from_bytes(&[3; 32]);
         let admin = SecretKey::from_bytes(Scheme::Ed25519, &[4; 32]).expect("seed");
         let genesis = Genesis::from_file(GenesisFile::single_member(
@@ -825,6 +826,11 @@ mod tests {
             &admin.public_key(),
         ))
         .expect("genesis");
+        (node_key, admin, genesis)
+    }
+
+    fn setup(dir: &std::path::Path, mempool_max_txs: usize) -> (Node, SecretKey) {
+        let (node_key, admin, genesis) = single_member();
         let mut config = NodeConfig::new(dir.join("db"), "farm".into());
         config.mempool_max_txs = mempool_max_txs;
         (Node::open(config, genesis, node_key).expect("open"), admin)
@@ -857,15 +863,7 @@ mod tests {
     #[test]
     fn a_proposal_spacing_past_the_bound_is_refused_at_open() {
         let dir = tempfile::tempdir().expect("dir");
-        let node_key = SigningKey::from_bytes(&[3; 32]);
-        let admin = SecretKey::from_bytes(Scheme::Ed25519, &[4; 32]).expect("seed");
-        let genesis = Genesis::from_file(GenesisFile::single_member(
-            CHAIN,
-            1_700_000_000_000,
-            &node_key.verifying_key(),
-            &admin.public_key(),
-        ))
-        .expect("genesis");
+        let (node_key, _, genesis) = single_member();
         let mut config = NodeConfig::new(dir.path().join("db"), "farm".into());
         config.min_block_interval = Duration::from_millis(MAX_MIN_BLOCK_INTERVAL_MS + 1);
         let Err(StartError::Config(message)) =
