@@ -132,6 +132,16 @@ async fn wait_all(members: &[&Member], id: tx::TxId) {
     }
 }
 
+/// Stops every member and waits (briefly) for its driver to end.
+async fn stop_all(members: Vec<Member>) {
+    for m in &members {
+        let _ = m.stop.send(true);
+    }
+    for m in members {
+        let _ = tokio::time::timeout(Duration::from_secs(5), m.task).await;
+    }
+}
+
 async fn same_chain(members: &[&Member]) {
     // Heads may differ by a block in flight; compare at the lowest common height.
     let statuses = futures::future::join_all(members.iter().map(|m| m.node.status())).await;
@@ -206,12 +216,7 @@ async fn four_validators_agree_and_three_go_on() {
     }
     same_chain(&live).await;
 
-    for m in &members {
-        let _ = m.stop.send(true);
-    }
-    for m in members {
-        let _ = tokio::time::timeout(Duration::from_secs(5), m.task).await;
-    }
+    stop_all(members).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -252,12 +257,7 @@ async fn primary_stops_view_changes_and_commits_resume() {
         cert.view > 0,
         "the block after the primary stopped was committed in a later view"
     );
-    for m in &members {
-        let _ = m.stop.send(true);
-    }
-    for m in members {
-        let _ = tokio::time::timeout(Duration::from_secs(5), m.task).await;
-    }
+    stop_all(members).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -339,12 +339,7 @@ async fn an_observer_follows_serves_and_forwards_without_voting() {
 
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-    for m in &members {
-        let _ = m.stop.send(true);
-    }
-    for m in members {
-        let _ = tokio::time::timeout(Duration::from_secs(5), m.task).await;
-    }
+    stop_all(members).await;
 }
 
 /// Under a trickle of transactions the primary waits `min_block_interval` between its
@@ -402,10 +397,5 @@ async fn the_primary_spaces_its_proposals_and_blocks_gather_the_trickle() {
         }
     }
 
-    for m in &members {
-        let _ = m.stop.send(true);
-    }
-    for m in members {
-        let _ = tokio::time::timeout(Duration::from_secs(5), m.task).await;
-    }
+    stop_all(members).await;
 }

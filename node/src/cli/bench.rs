@@ -145,11 +145,11 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
     let mut processes = devnet::Processes(Vec::new());
     let mut clients: Vec<LedgerClient<Channel>> = Vec::new();
     let mut pids = Vec::new();
+    let extra: Vec<String> = a
+        .min_block_interval_ms
+        .map(|ms| vec!["--min-block-interval-ms".into(), ms.to_string()])
+        .unwrap_or_default();
     for (id, _, _) in devnet::MEMBERS {
-        let extra: Vec<String> = a
-            .min_block_interval_ms
-            .map(|ms| vec!["--min-block-interval-ms".into(), ms.to_string()])
-            .unwrap_or_default();
         let (child, url) = devnet::spawn_member(&dir, id, &extra)?;
         pids.push((id, child.id()));
         processes.0.push((id.to_string(), child));
