@@ -1,45 +1,17 @@
-//! The EPCIS importer against documents written by others (openepcis, Apache-2.0, read
-//! from the workspace's sibling `shared/epcis/openepcis`, or `$TRACECHAIN_EPCIS_DIR`) and
-//! by us (tests/fixtures/epcis/own): valid ones
-//! accepted, invalid ones rejected with every bad event's position and reason, and
-//! nothing at all from a document with a bad event.
+//! The EPCIS importer against documents we wrote (tests/fixtures/epcis/own): every event
+//! type and the CBV forms accepted, a document with bad events rejected whole with every
+//! bad event's position and reason, garbage refused without a panic. Documents written by
+//! others (openepcis) are the interop tier's (tests/interop.rs).
 
 use std::path::{Path, PathBuf};
 
 use tracechain_node::epcis::{EpcisError, RejectedEvent, parse::parse_document};
 use tracechain_proto::v1 as pb;
 
-/// Third-party documents are not copied into the repository: they are read where the
-/// consortium's shared material lives, beside the checkout (CI has it there).
 fn fixture_dir(sub: &str) -> PathBuf {
-    if let Some(rest) = sub.strip_prefix("openepcis") {
-        let base = std::env::var_os("TRACECHAIN_EPCIS_DIR").map_or_else(
-            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/epcis"),
-            PathBuf::from,
-        );
-        let dir = base.join(format!("openepcis{rest}"));
-        assert!(
-            dir.is_dir(),
-            "{} is missing: the openepcis documents live in ../shared/epcis beside the \
-             checkout (or set TRACECHAIN_EPCIS_DIR)",
-            dir.display()
-        );
-        return dir;
-    }
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/epcis")
         .join(sub)
-}
-
-fn fixtures(sub: &str) -> Vec<PathBuf> {
-    let dir = fixture_dir(sub);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    files
 }
 
 fn read(p: &Path) -> String {
@@ -51,162 +23,6 @@ fn rejected(sub: &str, name: &str) -> (usize, Vec<RejectedEvent>) {
         Err(EpcisError::Rejected { total, rejected }) => (total, rejected),
         other => panic!("{name}: expected rejected events, got {other:?}"),
     }
-}
-
-#[test]
-fn every_valid_openepcis_document_and_event_is_accepted() {
-    let mut by_type = std::collections::BTreeMap::<i32, usize>::new();
-    let mut files = 0;
-    for sub in ["openepcis/Documents", "openepcis/Events"] {
-        for f in fixtures(sub) {
-            let events = parse_document(&read(&f))
-                .unwrap_or_else(|e| panic!("{} should be accepted: {e}", f.display()));
-            assert!(!events.is_empty());
-            for e in events {
-                *by_type.entry(e.event_type).or_default() += 1;
-                assert!(e.event_time_ms > 0 && !e.event_json.is_empty());
-            }
-            files += 1;
-        }
-    }
-    assert_eq!(files, 43);
-    // All five event types occur.
-    assert_eq!(by_type.len(), 5, "{by_type:?}");
-}
-
-#[test]
-fn sensor_data_is_kept_in_fixed_point_with_units_and_times() {
-    let f = fixture_dir("openepcis/Documents").join("ObjectEvent_with_sensorData.json");
-    let events = parse_document(&read(&f)).expect("valid");
-    let r = &events[0].sensor_readings;
-    assert_eq!(r.len(), 12);
-    assert_eq!(
-        (r[0].r#type.as_str(), r[0].uom.as_str(), r[0].value_micro),
-        ("Temperature", "CEL", Some(26_000_000))
-    );
-    assert_eq!(r[4].value_micro, Some(26_100_000));
-    // sensorMetadata's time and deviceID apply to its reports: 14:35+01:00.
-    assert_eq!(r[4].time_ms, 1_554_212_100_000);
-    assert_eq!(r[4].device_id, "urn:epc:id:giai:4000001.111");
-    assert_eq!(events[0].biz_step, "inspecting");
-    assert_eq!(events[0].event_time_zone_offset_minutes, 60);
-}
-
-/// (file, events in it, [(position, part of the reason)]).
-type Case = (&'static str, usize, &'static [(usize, &'static str)]);
-
-#[test]
-fn invalid_openepcis_documents_are_rejected_for_their_reason() {
-    let cases: &[Case] = &[
-        (
-            "Combination_of_events_with_missing_mandatory_fields.json",
-            2,
-            &[
-                (0, "action is missing"),
-                (1, "eventTimeZoneOffset is missing"),
-            ],
-        ),
-        (
-            "Combination_of_multiple_invalid_fields.json",
-            5,
-            &[
-                (0, "\"transforming\" is not a CBV 2.0 bizStep"),
-                (1, "\"in_transport\" is not a CBV 2.0 disposition"),
-                (2, "sourceList[0].type"),
-                (3, "ilmd field \"materialType\" has no namespace"),
-                (4, "eventTime"),
-            ],
-        ),
-        (
-            "Combination_of_non_standard_bizStep_and_disposition.json",
-            2,
-            &[(0, "bizStep"), (1, "disposition")],
-        ),
-        (
-            "ObjectEvent_with_ilmd_field_without_namespace.json",
-            1,
-            &[(0, "no namespace")],
-        ),
-        (
-            "ObjectEvent_with_invalid_action.json",
-            1,
-            &[(0, "\"CREATE\"")],
-        ),
-        (
-            "ObjectEvent_with_invalid_certificationInfo.json",
-            1,
-            &[(0, "certificationInfo")],
-        ),
-        (
-            "ObjectEvent_with_invalid_eventTime_format.json",
-            1,
-            &[(0, "\"22-07-2026\" is not a date-time")],
-        ),
-        (
-            "ObjectEvent_with_non_standard_bizStep.json",
-            1,
-            &[(0, "bizStep")],
-        ),
-        (
-            "ObjectEvent_with_non_standard_bizStep_in_second_event.json",
-            2,
-            &[(1, "bizStep")],
-        ),
-        (
-            "ObjectEvent_with_non_standard_disposition.json",
-            1,
-            &[(0, "disposition")],
-        ),
-        (
-            "ObjectEvent_with_quantity_as_text.json",
-            1,
-            &[(0, "quantity \"twenty\" is not a non-negative number")],
-        ),
-        (
-            "ObjectEvent_with_unknown_field_in_quantityList.json",
-            1,
-            &[(0, "unknown field \"weight\"")],
-        ),
-        (
-            "ObjectEvent_without_action_and_eventTime.json",
-            1,
-            &[(0, "eventTime is missing")],
-        ),
-        (
-            "ObjectEvent_without_identifier_list.json",
-            1,
-            &[(0, "needs an epcList or a quantityList")],
-        ),
-    ];
-    for (file, events, expected) in cases {
-        let (total, rejected) = rejected("openepcis/Invalid", file);
-        assert_eq!(total, *events, "{file}");
-        let positions: Vec<usize> = rejected.iter().map(|r| r.index).collect();
-        let want: Vec<usize> = expected.iter().map(|(i, _)| *i).collect();
-        assert_eq!(positions, want, "{file}: rejected positions {rejected:?}");
-        for ((_, part), r) in expected.iter().zip(&rejected) {
-            assert!(
-                r.reasons.iter().any(|reason| reason.contains(part)),
-                "{file} event {}: {:?} lacks {part:?}",
-                r.index,
-                r.reasons
-            );
-        }
-    }
-    // Both problems of one event are reported, not just the first.
-    let (_, r) = rejected(
-        "openepcis/Invalid",
-        "ObjectEvent_without_action_and_eventTime.json",
-    );
-    assert_eq!(r[0].reasons.len(), 3, "{:?}", r[0].reasons);
-    // A document-level fault.
-    let no_context = fixture_dir("openepcis/Invalid").join("EPCISDocument_without_context.json");
-    match parse_document(&read(&no_context)) {
-        Err(EpcisError::Document(m)) => assert!(m.contains("@context"), "{m}"),
-        other => panic!("expected a document error, got {other:?}"),
-    }
-    // Every file of Invalid/ is covered above.
-    assert_eq!(fixtures("openepcis/Invalid").len(), cases.len() + 1);
 }
 
 #[test]
@@ -296,5 +112,111 @@ fn garbage_is_refused_without_panicking() {
         "{\"@context\":\"x\",\"type\":\"EPCISDocument\",\"schemaVersion\":\"2.0\",\"creationDate\":\"2024-01-01T00:00:00Z\",\"epcisBody\":{\"eventList\":[1,\"a\",null,{}]}}",
     ] {
         assert!(parse_document(junk).is_err(), "{junk}");
+    }
+}
+
+/// One change to our minimal document's event: a field set to a value, or removed.
+enum Edit {
+    Set(&'static str, &'static str),
+    Remove(&'static str),
+}
+
+/// Our minimal document with its one event edited.
+fn minimal_with(edits: &[Edit]) -> String {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&read(&fixture_dir("own").join("minimal.json"))).expect("json");
+    let event = doc["epcisBody"]["eventList"][0]
+        .as_object_mut()
+        .expect("an event object");
+    for edit in edits {
+        match edit {
+            Edit::Set(field, value) => {
+                event.insert(
+                    (*field).to_owned(),
+                    serde_json::from_str(value).expect("a JSON value"),
+                );
+            }
+            Edit::Remove(field) => {
+                event.remove(*field);
+            }
+        }
+    }
+    doc.to_string()
+}
+
+#[test]
+fn each_kind_of_bad_event_is_rejected_for_its_reason() {
+    use Edit::{Remove, Set};
+    let cases: &[(&[Edit], &str)] = &[
+        (&[Remove("action")], "action is missing"),
+        (
+            &[Remove("eventTimeZoneOffset")],
+            "eventTimeZoneOffset is missing",
+        ),
+        (&[Remove("eventTime")], "eventTime is missing"),
+        (&[Set("action", "\"CREATE\"")], "\"CREATE\""),
+        (
+            &[Set("bizStep", "\"transforming\"")],
+            "\"transforming\" is not a CBV 2.0 bizStep",
+        ),
+        (
+            &[Set("disposition", "\"in_transport\"")],
+            "\"in_transport\" is not a CBV 2.0 disposition",
+        ),
+        (
+            &[Set("eventTime", "\"22-07-2026\"")],
+            "\"22-07-2026\" is not a date-time",
+        ),
+        (
+            &[Set("ilmd", "{\"materialType\":\"x\"}")],
+            "ilmd field \"materialType\" has no namespace",
+        ),
+        (
+            &[Set(
+                "quantityList",
+                "[{\"epcClass\":\"urn:epc:class:lgtin:4012345.012345.998877\",\"quantity\":\"twenty\"}]",
+            )],
+            "quantity \"twenty\" is not a non-negative number",
+        ),
+        (
+            &[Set(
+                "quantityList",
+                "[{\"epcClass\":\"urn:epc:class:lgtin:4012345.012345.998877\",\"quantity\":2,\"weight\":1}]",
+            )],
+            "unknown field \"weight\"",
+        ),
+        (&[Remove("epcList")], "needs an epcList or a quantityList"),
+    ];
+    for (edits, part) in cases {
+        let doc = minimal_with(edits);
+        match parse_document(&doc) {
+            Err(EpcisError::Rejected { total, rejected }) => {
+                assert_eq!(
+                    (total, rejected.len(), rejected[0].index),
+                    (1, 1, 0),
+                    "{doc}"
+                );
+                assert!(
+                    rejected[0].reasons.iter().any(|r| r.contains(part)),
+                    "{part:?} not among {:?}",
+                    rejected[0].reasons
+                );
+            }
+            other => panic!("{part:?}: expected a rejected event, got {other:?}"),
+        }
+    }
+    // Both problems of one event are reported, not just the first.
+    match parse_document(&minimal_with(&[Remove("action"), Remove("eventTime")])) {
+        Err(EpcisError::Rejected { rejected, .. }) => {
+            assert!(rejected[0].reasons.len() >= 2, "{:?}", rejected[0].reasons)
+        }
+        other => panic!("expected a rejected event, got {other:?}"),
+    }
+    // A document-level fault.
+    let mut doc: serde_json::Value = serde_json::from_str(&minimal_with(&[])).expect("json");
+    doc.as_object_mut().expect("object").remove("@context");
+    match parse_document(&doc.to_string()) {
+        Err(EpcisError::Document(m)) => assert!(m.contains("@context"), "{m}"),
+        other => panic!("expected a document error, got {other:?}"),
     }
 }

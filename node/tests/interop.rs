@@ -1,0 +1,225 @@
+//! The interop tier: tracechain against material written by others, which the repository
+//! does not copy (third parties' files, under their own licences). It is read in place from
+//! the consortium's `shared/` folder beside the checkout, or from `$TRACECHAIN_SHARED_DIR`.
+//!
+//! `scripts/test --interop` runs this test binary, and only it; `scripts/test` (the
+//! README's command, which passes on a bare clone) leaves it out. Every test here fails,
+//! never skips, when its material is missing: a tier that passes without its corpus would
+//! prove nothing.
+//!
+//! - `openepcis`: the EPCIS importer against openepcis's documents (Apache-2.0): valid ones
+//!   accepted, invalid ones rejected with every bad event's position and reason.
+
+use std::path::{Path, PathBuf};
+
+/// The shared material's root: `$TRACECHAIN_SHARED_DIR`, else `shared/` beside the
+/// checkout. Panics, naming the place, when the folder asked for is not there.
+fn shared_dir(sub: &str) -> PathBuf {
+    let base = std::env::var_os("TRACECHAIN_SHARED_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+        PathBuf::from,
+    );
+    let dir = base.join(sub);
+    assert!(
+        dir.is_dir(),
+        "{} is missing: the interop tier reads third-party material from `shared/` beside \
+         the checkout, or from $TRACECHAIN_SHARED_DIR",
+        dir.display()
+    );
+    dir
+}
+
+/// The `.json` files of a folder, sorted.
+fn json_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+mod openepcis {
+    use std::path::PathBuf;
+
+    use tracechain_node::epcis::{EpcisError, RejectedEvent, parse::parse_document};
+
+    use super::{json_files, read, shared_dir};
+
+    fn fixture_dir(sub: &str) -> PathBuf {
+        shared_dir(&format!("epcis/{sub}"))
+    }
+
+    fn fixtures(sub: &str) -> Vec<PathBuf> {
+        json_files(&fixture_dir(sub))
+    }
+
+    fn rejected(sub: &str, name: &str) -> (usize, Vec<RejectedEvent>) {
+        match parse_document(&read(&fixture_dir(sub).join(name))) {
+            Err(EpcisError::Rejected { total, rejected }) => (total, rejected),
+            other => panic!("{name}: expected rejected events, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_valid_openepcis_document_and_event_is_accepted() {
+        let mut by_type = std::collections::BTreeMap::<i32, usize>::new();
+        let mut files = 0;
+        for sub in ["openepcis/Documents", "openepcis/Events"] {
+            for f in fixtures(sub) {
+                let events = parse_document(&read(&f))
+                    .unwrap_or_else(|e| panic!("{} should be accepted: {e}", f.display()));
+                assert!(!events.is_empty());
+                for e in events {
+                    *by_type.entry(e.event_type).or_default() += 1;
+                    assert!(e.event_time_ms > 0 && !e.event_json.is_empty());
+                }
+                files += 1;
+            }
+        }
+        assert_eq!(files, 43);
+        // All five event types occur.
+        assert_eq!(by_type.len(), 5, "{by_type:?}");
+    }
+
+    #[test]
+    fn sensor_data_is_kept_in_fixed_point_with_units_and_times() {
+        let f = fixture_dir("openepcis/Documents").join("ObjectEvent_with_sensorData.json");
+        let events = parse_document(&read(&f)).expect("valid");
+        let r = &events[0].sensor_readings;
+        assert_eq!(r.len(), 12);
+        assert_eq!(
+            (r[0].r#type.as_str(), r[0].uom.as_str(), r[0].value_micro),
+            ("Temperature", "CEL", Some(26_000_000))
+        );
+        assert_eq!(r[4].value_micro, Some(26_100_000));
+        // sensorMetadata's time and deviceID apply to its reports: 14:35+01:00.
+        assert_eq!(r[4].time_ms, 1_554_212_100_000);
+        assert_eq!(r[4].device_id, "urn:epc:id:giai:4000001.111");
+        assert_eq!(events[0].biz_step, "inspecting");
+        assert_eq!(events[0].event_time_zone_offset_minutes, 60);
+    }
+
+    /// (file, events in it, [(position, part of the reason)]).
+    type Case = (&'static str, usize, &'static [(usize, &'static str)]);
+
+    #[test]
+    fn invalid_openepcis_documents_are_rejected_for_their_reason() {
+        let cases: &[Case] = &[
+            (
+                "Combination_of_events_with_missing_mandatory_fields.json",
+                2,
+                &[
+                    (0, "action is missing"),
+                    (1, "eventTimeZoneOffset is missing"),
+                ],
+            ),
+            (
+                "Combination_of_multiple_invalid_fields.json",
+                5,
+                &[
+                    (0, "\"transforming\" is not a CBV 2.0 bizStep"),
+                    (1, "\"in_transport\" is not a CBV 2.0 disposition"),
+                    (2, "sourceList[0].type"),
+                    (3, "ilmd field \"materialType\" has no namespace"),
+                    (4, "eventTime"),
+                ],
+            ),
+            (
+                "Combination_of_non_standard_bizStep_and_disposition.json",
+                2,
+                &[(0, "bizStep"), (1, "disposition")],
+            ),
+            (
+                "ObjectEvent_with_ilmd_field_without_namespace.json",
+                1,
+                &[(0, "no namespace")],
+            ),
+            (
+                "ObjectEvent_with_invalid_action.json",
+                1,
+                &[(0, "\"CREATE\"")],
+            ),
+            (
+                "ObjectEvent_with_invalid_certificationInfo.json",
+                1,
+                &[(0, "certificationInfo")],
+            ),
+            (
+                "ObjectEvent_with_invalid_eventTime_format.json",
+                1,
+                &[(0, "\"22-07-2026\" is not a date-time")],
+            ),
+            (
+                "ObjectEvent_with_non_standard_bizStep.json",
+                1,
+                &[(0, "bizStep")],
+            ),
+            (
+                "ObjectEvent_with_non_standard_bizStep_in_second_event.json",
+                2,
+                &[(1, "bizStep")],
+            ),
+            (
+                "ObjectEvent_with_non_standard_disposition.json",
+                1,
+                &[(0, "disposition")],
+            ),
+            (
+                "ObjectEvent_with_quantity_as_text.json",
+                1,
+                &[(0, "quantity \"twenty\" is not a non-negative number")],
+            ),
+            (
+                "ObjectEvent_with_unknown_field_in_quantityList.json",
+                1,
+                &[(0, "unknown field \"weight\"")],
+            ),
+            (
+                "ObjectEvent_without_action_and_eventTime.json",
+                1,
+                &[(0, "eventTime is missing")],
+            ),
+            (
+                "ObjectEvent_without_identifier_list.json",
+                1,
+                &[(0, "needs an epcList or a quantityList")],
+            ),
+        ];
+        for (file, events, expected) in cases {
+            let (total, rejected) = rejected("openepcis/Invalid", file);
+            assert_eq!(total, *events, "{file}");
+            let positions: Vec<usize> = rejected.iter().map(|r| r.index).collect();
+            let want: Vec<usize> = expected.iter().map(|(i, _)| *i).collect();
+            assert_eq!(positions, want, "{file}: rejected positions {rejected:?}");
+            for ((_, part), r) in expected.iter().zip(&rejected) {
+                assert!(
+                    r.reasons.iter().any(|reason| reason.contains(part)),
+                    "{file} event {}: {:?} lacks {part:?}",
+                    r.index,
+                    r.reasons
+                );
+            }
+        }
+        // Both problems of one event are reported, not just the first.
+        let (_, r) = rejected(
+            "openepcis/Invalid",
+            "ObjectEvent_without_action_and_eventTime.json",
+        );
+        assert_eq!(r[0].reasons.len(), 3, "{:?}", r[0].reasons);
+        // A document-level fault.
+        let no_context =
+            fixture_dir("openepcis/Invalid").join("EPCISDocument_without_context.json");
+        match parse_document(&read(&no_context)) {
+            Err(EpcisError::Document(m)) => assert!(m.contains("@context"), "{m}"),
+            other => panic!("expected a document error, got {other:?}"),
+        }
+        // Every file of Invalid/ is covered above.
+        assert_eq!(fixtures("openepcis/Invalid").len(), cases.len() + 1);
+    }
+}
