@@ -1,5 +1,5 @@
 //! Compiles the `tracechain.v1` schema with the pure-Rust `protox` compiler (no system
-//! `protoc`) and generates prost types and tonic stubs. The encoded descriptor set is
+//! `protoc`) and generates prost types and, with the `grpc` feature, tonic stubs. The encoded descriptor set is
 //! kept for gRPC reflection.
 
 use std::{env, fs, path::PathBuf};
@@ -21,9 +21,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(files, ["proto"])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out.join("tracechain_descriptor.bin"), fds.encode_to_vec())?;
+    // Stubs only with the `grpc` feature: without it the generated code names no tonic type.
+    let grpc = env::var_os("CARGO_FEATURE_GRPC").is_some();
     tonic_prost_build::configure()
-        .build_client(true)
-        .build_server(true)
+        .build_client(grpc)
+        .build_server(grpc)
         .compile_fds(fds)?;
     Ok(())
 }

@@ -9,13 +9,13 @@ pub mod audit;
 pub mod chain;
 pub mod cli;
 pub mod consortium;
-pub mod crypto;
-pub mod epcis;
-pub mod genesis;
-pub mod ledger;
 pub mod loadgen;
 pub mod mempool;
-pub mod merkle;
 pub mod node;
-pub mod tx;
 pub mod wire;
+
+// The deterministic core (transactions, signature rules, the state machine, genesis,
+// Merkle proofs, EPCIS) is the `tracechain-ledger` crate; the node's modules reach it by
+// these paths.
+pub use tracechain_ledger as ledger;
+pub use tracechain_ledger::{crypto, epcis, genesis, merkle, tx};

@@ -1,4 +1,5 @@
-//! The `tracechain.v1` protobuf schema: generated message types and gRPC stubs.
+//! The `tracechain.v1` protobuf schema: generated message types and, with the `grpc`
+//! feature (on by default), the gRPC stubs.
 //!
 //! protobuf (prost) is tracechain's one format: on the wire, between nodes and on
 //! disk. Raw types stop at the crate boundaries of their users: the node converts
@@ -9,7 +10,7 @@
 /// Generated types of package `tracechain.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod v1 {
-    tonic::include_proto!("tracechain.v1");
+    include!(concat!(env!("OUT_DIR"), "/tracechain.v1.rs"));
 }
 
 /// Encoded `FileDescriptorSet` of the schema, for gRPC reflection.

@@ -9,17 +9,16 @@
 //! A transaction that breaks a ledger rule stays in its block with its result code
 //! and reason, and changes nothing.
 
-pub mod mkt;
-mod rules;
-pub mod state;
-pub mod twin;
-
 use std::collections::HashSet;
 
 use tracechain_proto::v1 as pb;
 
-use crate::{genesis::Genesis, tx::CheckedTx, tx::TxId};
-pub use state::{StateError, StateReader, Writes};
+use crate::{
+    genesis::Genesis,
+    rules,
+    state::{self, StateError, StateReader, Writes},
+    tx::{CheckedTx, TxId},
+};
 
 /// What a block is executed in.
 #[derive(Debug, Clone, Copy)]

@@ -32,7 +32,7 @@ pub enum GenesisError {
 }
 
 /// A member's role in the supply chain; customs may clear or hold shipments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// A farm or manufacturer: ships goods.
@@ -48,6 +48,26 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, in the order the docs list them.
+    pub const ALL: [Role; 5] = [
+        Role::Producer,
+        Role::Carrier,
+        Role::Retailer,
+        Role::Customs,
+        Role::Auditor,
+    ];
+
+    /// The role's name as the genesis file and the CLI write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Producer => "producer",
+            Role::Carrier => "carrier",
+            Role::Retailer => "retailer",
+            Role::Customs => "customs",
+            Role::Auditor => "auditor",
+        }
+    }
+
     /// The protobuf role.
     pub fn to_proto(self) -> pb::MemberRole {
         match self {
@@ -57,6 +77,23 @@ impl Role {
             Role::Customs => pb::MemberRole::Customs,
             Role::Auditor => pb::MemberRole::Auditor,
         }
+    }
+}
+
+/// A role name that is none of [`Role::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown role {0:?}: use producer, carrier, retailer, customs or auditor")]
+pub struct UnknownRole(pub String);
+
+impl std::str::FromStr for Role {
+    type Err = UnknownRole;
+
+    /// A role by name, in any case ("Carrier", "carrier").
+    fn from_str(s: &str) -> Result<Self, UnknownRole> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownRole(s.to_owned()))
     }
 }
 
@@ -349,5 +386,23 @@ impl Genesis {
     /// Serialises the file as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(&self.file).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse_by_name_in_any_case_and_round_trip() {
+        for role in Role::ALL {
+            assert_eq!(role.name().parse::<Role>(), Ok(role));
+            assert_eq!(role.name().to_uppercase().parse::<Role>(), Ok(role));
+        }
+        let err = "shipper".parse::<Role>().expect_err("not a role");
+        assert_eq!(
+            err.to_string(),
+            "unknown role \"shipper\": use producer, carrier, retailer, customs or auditor"
+        );
     }
 }

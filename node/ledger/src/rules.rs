@@ -5,13 +5,11 @@
 
 use tracechain_proto::v1::{self as pb, ResultCode as Code, tx_body::Action};
 
-use super::{
+use crate::{
     BlockContext, Rejection,
+    genesis::{Genesis, Role},
     state::{self, StateError, TxState},
     twin,
-};
-use crate::{
-    genesis::{Genesis, Role},
     tx::{CheckedTx, SignerKind},
 };
 

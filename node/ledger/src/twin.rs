@@ -17,7 +17,7 @@
 
 use tracechain_proto::v1 as pb;
 
-use super::mkt::MktAccumulator;
+use crate::mkt::MktAccumulator;
 
 /// At most this many excursions are stored per shipment; beyond it the shipment is
 /// non-conformant anyway and the rest are only counted.

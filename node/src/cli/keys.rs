@@ -104,9 +104,7 @@ pub(super) struct GenesisArgs {
 }
 
 fn parse_role(s: &str) -> anyhow::Result<Role> {
-    <Role as clap::ValueEnum>::from_str(s, true).map_err(|_| {
-        anyhow::anyhow!("unknown role {s:?}: use producer, carrier, retailer, customs or auditor")
-    })
+    Ok(s.parse::<Role>()?)
 }
 
 pub(super) fn genesis(a: GenesisArgs, json: bool) -> anyhow::Result<()> {

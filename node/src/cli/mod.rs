@@ -11,7 +11,7 @@ mod output;
 mod query;
 mod run;
 mod submit;
-pub mod units;
+pub use tracechain_ledger::units;
 
 use std::path::PathBuf;
 

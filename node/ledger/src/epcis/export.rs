@@ -16,8 +16,8 @@ use tracechain_proto::v1::{self as pb, tx_body::Action};
 
 use super::{EpcisError, vocab};
 use crate::{
-    cli::units::fmt_time_ms,
     tx::{CheckedTx, SignerKind},
+    units::fmt_time_ms,
 };
 
 /// The EPCIS 2.0 JSON-LD context.

@@ -1,0 +1,36 @@
+//! tracechain's deterministic core: everything a node, an auditor, a light client or a
+//! signing tool computes the same way, with no I/O runtime.
+//!
+//! - [`crypto`]: keys, signing, the verification rules (Ed25519 ZIP-215 in batches,
+//!   P-256 low-S), key files.
+//! - [`tx`]: the one decode point for transactions (`SignedTx` → `UnverifiedTx` →
+//!   `CheckedTx`).
+//! - [`genesis`]: the consortium's members, roles and validators.
+//! - [`Ledger`] with [`state`], [`twin`] and [`mkt`]: the state machine that executes a
+//!   block's transactions against the state after the previous block, read through the
+//!   narrow [`StateReader`] trait (the node implements it on RocksDB, tests and the
+//!   auditor on a map).
+//! - [`merkle`]: roots and inclusion proofs.
+//! - [`epcis`]: EPCIS 2.0 documents in and out.
+//! - [`units`]: exact decimal formatting and parsing of temperatures and times.
+//!
+//! This crate depends on no tokio, tonic, rocksdb or libp2p, and builds for
+//! `wasm32-unknown-unknown` (tests/boundary.rs checks both).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod crypto;
+pub mod epcis;
+mod execute;
+pub mod genesis;
+pub mod merkle;
+pub mod mkt;
+mod rules;
+pub mod state;
+pub mod twin;
+pub mod tx;
+pub mod units;
+
+pub use execute::{BlockContext, BlockExecution, Ledger, Rejection};
+pub use state::{StateError, StateReader, Writes};
