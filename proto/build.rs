@@ -26,6 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(grpc)
         .build_server(grpc)
+        // Bytes that are not the expected message are the client's fault (src/codec.rs).
+        .codec_path("crate::codec::StrictCodec")
         .compile_fds(fds)?;
     Ok(())
 }

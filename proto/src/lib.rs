@@ -7,6 +7,9 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "grpc")]
+pub mod codec;
+
 /// Generated types of package `tracechain.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod v1 {

@@ -177,6 +177,9 @@ pub enum TxError {
         /// The limit.
         max: usize,
     },
+    /// `SignedTx.body` is empty: nothing was signed.
+    #[error("the transaction's body is empty: SignedTx.body must hold the encoded TxBody")]
+    EmptyBody,
     /// The body is not a valid protobuf `TxBody`.
     #[error("body is not a valid encoded TxBody: {reason}")]
     Malformed {
@@ -224,6 +227,15 @@ pub enum TxError {
     SignatureLength {
         /// 64.
         expected: usize,
+        /// The length received.
+        got: usize,
+    },
+    /// The signature has the shape of an ASN.1 DER `ECDSA-Sig-Value` (what many ECDSA
+    /// libraries and secure elements emit) instead of the fixed 64-byte `r || s`.
+    #[error(
+        "signature must be 64 bytes, got {got}: this looks like a DER-encoded ECDSA signature; send r || s, each as 32 big-endian bytes"
+    )]
+    DerSignature {
         /// The length received.
         got: usize,
     },
@@ -277,6 +289,19 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> TxError {
     }
 }
 
+/// Whether `sig` is shaped like a DER `SEQUENCE { INTEGER r, INTEGER s }` of P-256 size:
+/// tag 0x30, a length that covers the rest, two INTEGERs of at most 33 bytes each.
+fn looks_like_der(sig: &[u8]) -> bool {
+    let integer = |at: usize| -> Option<usize> {
+        let (&tag, &len) = (sig.get(at)?, sig.get(at + 1)?);
+        (tag == 0x02 && (1..=33).contains(&len)).then_some(at + 2 + usize::from(len))
+    };
+    sig.len() >= 8
+        && sig[0] == 0x30
+        && usize::from(sig[1]) == sig.len() - 2
+        && integer(2).and_then(integer) == Some(sig.len())
+}
+
 /// The bytes a signer signs: `TX_SIGN_DOMAIN || body`.
 pub fn signing_message(body: &[u8]) -> Vec<u8> {
     let mut msg = Vec::with_capacity(TX_SIGN_DOMAIN.len() + body.len());
@@ -303,6 +328,9 @@ pub fn decode(signed: pb::SignedTx, chain_id: &str) -> Result<UnverifiedTx, TxEr
             max: MAX_TX_BYTES,
         });
     }
+    if signed.body.is_empty() {
+        return Err(TxError::EmptyBody);
+    }
     let body = pb::TxBody::decode(signed.body.as_slice()).map_err(|e| TxError::Malformed {
         reason: e.to_string(),
     })?;
@@ -314,6 +342,11 @@ pub fn decode(signed: pb::SignedTx, chain_id: &str) -> Result<UnverifiedTx, TxEr
     }
     let signer = check_signer(body.signer)?;
     if signed.signature.len() != crypto::SIGNATURE_LEN {
+        if looks_like_der(&signed.signature) {
+            return Err(TxError::DerSignature {
+                got: signed.signature.len(),
+            });
+        }
         return Err(TxError::SignatureLength {
             expected: crypto::SIGNATURE_LEN,
             got: signed.signature.len(),
@@ -1145,6 +1178,40 @@ mod tests {
                 expected: 64,
                 got: 63
             }
+        );
+    }
+
+    #[test]
+    fn a_der_signature_is_named_as_such() {
+        let key = p256();
+        let signed = sign_body(&device_body(&key), &key);
+        let der = p256::ecdsa::Signature::from_slice(&signed.signature)
+            .expect("r || s")
+            .to_der();
+        let der = der.as_bytes().to_vec();
+        let got = der.len();
+        let message = decode(
+            pb::SignedTx {
+                signature: der,
+                ..signed
+            },
+            CHAIN,
+        )
+        .expect_err("DER is not r || s");
+        assert_eq!(message, TxError::DerSignature { got });
+        assert!(message.to_string().contains("DER"), "{message}");
+    }
+
+    #[test]
+    fn an_empty_body_is_named_as_such() {
+        let empty = pb::SignedTx {
+            body: Vec::new(),
+            signature: vec![0; 64],
+        };
+        assert_eq!(decode(empty, CHAIN).expect_err("empty"), TxError::EmptyBody);
+        assert_eq!(
+            decode(pb::SignedTx::default(), CHAIN).expect_err("empty"),
+            TxError::EmptyBody
         );
     }
 

@@ -1,0 +1,168 @@
+//! The gRPC API as a client in any language meets it: what reflection lists, and what a
+//! request that is not protobuf gets back. A one-member node in this process, on
+//! 127.0.0.1:0.
+
+use std::time::Duration;
+
+use prost::bytes::{Buf, BufMut};
+use tokio::sync::watch;
+use tokio_stream::StreamExt;
+use tonic::{
+    Code, Status,
+    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
+    codegen::http::uri::PathAndQuery,
+    transport::Channel,
+};
+use tonic_reflection::pb::v1::{
+    ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+    server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+};
+use tracechain_node::{
+    api,
+    crypto::{Scheme, SecretKey},
+    genesis::{Genesis, GenesisFile},
+    node::{Node, NodeConfig},
+};
+
+/// A node serving the API until the returned sender says stop.
+async fn serve() -> (Channel, watch::Sender<bool>, tempfile::TempDir) {
+    let admin = SecretKey::generate(Scheme::Ed25519);
+    let node_key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let genesis = Genesis::from_file(GenesisFile::single_member(
+        "api-chain",
+        1_700_000_000_000,
+        &node_key.verifying_key(),
+        &admin.public_key(),
+    ))
+    .expect("genesis");
+    let data = tempfile::tempdir().expect("tempdir");
+    let node = Node::open(
+        NodeConfig::new(data.path().join("db"), "farm".into()),
+        genesis,
+        node_key,
+    )
+    .expect("node");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, mut stopped) = watch::channel(false);
+    tokio::spawn(api::serve(node, listener, async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    }));
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("url")
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .expect("connect");
+    (channel, stop, data)
+}
+
+#[tokio::test]
+async fn reflection_lists_every_service_served() {
+    let (channel, _stop, _data) = serve().await;
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let response = responses
+        .next()
+        .await
+        .expect("one answer")
+        .expect("not an error");
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("expected a service list, got {response:?}");
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "tracechain.v1.Ledger"
+        ]
+    );
+}
+
+/// Sends bytes as they are and returns the answer's bytes: a client with a broken
+/// encoder, or no protobuf at all.
+#[derive(Clone, Default)]
+struct RawCodec;
+
+struct Raw;
+
+impl Encoder for Raw {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn encode(&mut self, item: Vec<u8>, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        buf.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for Raw {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        Ok(Some(buf.copy_to_bytes(buf.remaining()).to_vec()))
+    }
+}
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = Raw;
+    type Decoder = Raw;
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+#[tokio::test]
+async fn a_request_that_is_not_protobuf_is_the_clients_fault() {
+    let (channel, _stop, _data) = serve().await;
+    let mut grpc = tonic::client::Grpc::new(channel);
+    for method in [
+        "/tracechain.v1.Ledger/GetBlock",
+        "/tracechain.v1.Ledger/SubmitTxs",
+    ] {
+        grpc.ready().await.expect("ready");
+        // 0xff... is a field key whose varint never ends: no protobuf message starts so.
+        let status = grpc
+            .unary(
+                tonic::Request::new(vec![0xff; 12]),
+                PathAndQuery::from_static(method),
+                RawCodec,
+            )
+            .await
+            .expect_err("junk must be refused");
+        assert_eq!(status.code(), Code::InvalidArgument, "{method}: {status:?}");
+        assert!(
+            status.message().contains("not protobuf"),
+            "{method}: {}",
+            status.message()
+        );
+    }
+    // A well-formed request on the same connection still works.
+    grpc.ready().await.expect("ready");
+    let answer = grpc
+        .unary(
+            tonic::Request::new(Vec::new()),
+            PathAndQuery::from_static("/tracechain.v1.Ledger/GetChainStatus"),
+            RawCodec,
+        )
+        .await
+        .expect("an empty GetChainStatusRequest is valid");
+    assert!(!answer.into_inner().is_empty());
+}
