@@ -19,9 +19,49 @@ use tracechain_storage::Store;
 
 use crate::{
     ledger::state,
-    node::{AdmissionError, Origin, Shared, lock},
-    tx::{self, CheckedTx, SignerKind},
+    node::{Shared, lock},
+    tx::{self, CheckedTx, SignerKind, TxError, TxId},
 };
+
+/// Why a transaction was not admitted (the API maps each to a gRPC status).
+#[derive(Debug, thiserror::Error)]
+pub enum AdmissionError {
+    /// Malformed, wrong chain, bad signature, impossible values.
+    #[error(transparent)]
+    Invalid(#[from] TxError),
+    /// Already pending or committed.
+    #[error("transaction {id} is already {where_}")]
+    Duplicate {
+        /// The transaction.
+        id: TxId,
+        /// "pending" or "committed at height N".
+        where_: String,
+    },
+    /// Can never succeed given committed state (replay, revoked device).
+    #[error("{0}")]
+    Stale(String),
+    /// The mempool is full: retry later.
+    #[error("mempool is full ({capacity} transactions); retry later")]
+    Full {
+        /// The bound that was hit.
+        capacity: usize,
+    },
+    /// The node cannot pass more transactions to the consortium right now: retry later.
+    #[error("the node is overloaded (its consortium queue is full); retry later")]
+    Overloaded,
+    /// A local fault.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Where a transaction came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A client of this node's API: pushed on to the other members.
+    Client,
+    /// Another member's (or an observer's) push: every member got it from its origin.
+    Peer,
+}
 
 /// The thread priority of admission work, on the `thread-priority` crate's 0..=99
 /// scale: nice 9 on Linux, so that the scheduler gives ordinary threads about ten times

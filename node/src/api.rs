@@ -13,7 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, transport::server::TcpIncoming};
 use tracechain_proto::v1::{self as pb, ledger_server::LedgerServer};
 
-use crate::{node::Node, tx::TxId};
+use crate::{admission::AdmissionError, node::Node, tx::TxId};
 
 /// Largest request the server decodes: a SubmitTxs of many transactions.
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
@@ -61,7 +61,7 @@ impl pb::ledger_server::Ledger for Api {
             .ok_or_else(|| Status::invalid_argument("tx is required"))?;
         let id = match self.node.submit(vec![tx]).await.pop() {
             Some(Ok(id)) => id,
-            Some(Err(e)) => return Err(Status::new(e.code(), e.to_string())),
+            Some(Err(e)) => return Err(Status::new(admission_code(&e), e.to_string())),
             None => return Err(Status::internal("no admission outcome")),
         };
         let mut response = pb::SubmitTxResponse {
@@ -110,7 +110,7 @@ impl pb::ledger_server::Ledger for Api {
                 Err(e) => pb::SubmitOutcome {
                     tx_id: id,
                     accepted: false,
-                    error_code: code_name(e.code()).to_string(),
+                    error_code: code_name(admission_code(&e)).to_string(),
                     error: e.to_string(),
                 },
             })
@@ -178,7 +178,7 @@ impl pb::ledger_server::Ledger for Api {
         non_empty("shipment_id", &id)?;
         match self.node.audit_bundle(&id).await {
             Ok(bundle) => Ok(Response::new(bundle)),
-            Err(e @ crate::audit::AuditError::UnknownShipment(_)) => {
+            Err(e @ crate::audit::bundle::ExportError::UnknownShipment(_)) => {
                 Err(Status::not_found(e.to_string()))
             }
             Err(e) => Err(internal(e.to_string())),
@@ -300,6 +300,19 @@ pub async fn serve(
 /// client making one unary call at a time waits ~40 ms per call for the delayed ACK.
 fn incoming(listener: TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
+/// The gRPC status of an admission refusal: the client's fault (INVALID_ARGUMENT), a
+/// repeat (ALREADY_EXISTS), ruled out by committed state (FAILED_PRECONDITION), no room
+/// now (RESOURCE_EXHAUSTED: retry later), or the node's fault (INTERNAL).
+pub fn admission_code(e: &AdmissionError) -> tonic::Code {
+    match e {
+        AdmissionError::Invalid(_) => tonic::Code::InvalidArgument,
+        AdmissionError::Duplicate { .. } => tonic::Code::AlreadyExists,
+        AdmissionError::Stale(_) => tonic::Code::FailedPrecondition,
+        AdmissionError::Full { .. } | AdmissionError::Overloaded => tonic::Code::ResourceExhausted,
+        AdmissionError::Internal(_) => tonic::Code::Internal,
+    }
 }
 
 /// The canonical gRPC name of a status code ("RESOURCE_EXHAUSTED"), as `SubmitOutcome`

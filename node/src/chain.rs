@@ -15,10 +15,11 @@ use tracechain_consensus::{CommitCertificate, ReplicaId, ValidatorSet, sign_comm
 use tracechain_proto::v1 as pb;
 use tracechain_storage::{BlockCommit, ChainHead, Store};
 
+use tracechain_ledger::{block, certificate};
+
 use crate::{
     genesis::Genesis,
-    ledger::{BlockContext, BlockExecution, Ledger, StateError, StateReader},
-    merkle,
+    ledger::{BlockExecution, Ledger, StateError, StateReader},
     tx::{self, CheckedTx, TxId},
 };
 
@@ -96,18 +97,8 @@ impl StateReader for StoreState<'_> {
     }
 }
 
-/// The head as the node keeps it: the storage head plus the decoded header.
-#[derive(Debug, Clone)]
-pub struct Head {
-    /// Height (0 before block 1).
-    pub height: u64,
-    /// Hash of the head block (the genesis hash at height 0).
-    pub hash: [u8; 32],
-    /// State commitment after the head block (zero at genesis).
-    pub state_commitment: [u8; 32],
-    /// Block time of the head (genesis time at height 0).
-    pub time_ms: i64,
-}
+/// The head as the node keeps it (the storage head plus the decoded header's time).
+pub use tracechain_ledger::block::Head;
 
 /// The chain over one store.
 pub struct Chain {
@@ -115,14 +106,6 @@ pub struct Chain {
     ledger: Ledger,
     validators: ValidatorSet,
     head: Head,
-}
-
-fn hash32(bytes: &[u8]) -> [u8; 32] {
-    *blake3::hash(bytes).as_bytes()
-}
-
-fn result_hash(r: &pb::TxResult) -> [u8; 32] {
-    hash32(&r.encode_to_vec())
 }
 
 /// Given transaction ids, the transactions among them this node verified already (in the
@@ -133,12 +116,7 @@ impl Chain {
     /// Opens the chain over `store`, resuming from its head.
     pub fn open(store: Arc<Store>, genesis: Genesis) -> Result<Self, ChainError> {
         let head = match store.head()? {
-            None => Head {
-                height: 0,
-                hash: genesis.hash(),
-                state_commitment: [0; 32],
-                time_ms: genesis.file.genesis_time_ms,
-            },
+            None => Head::genesis(&genesis),
             Some(h) => {
                 let header = pb::BlockHeader::decode(h.extra.as_slice()).map_err(|e| {
                     ChainError::Corrupt {
@@ -202,67 +180,38 @@ impl Chain {
         proposer: &str,
     ) -> Result<ExecutedBlock, ChainError> {
         let time_ms = time_ms.max(self.head.time_ms + 1);
-        let (header, tx_ids, execution) = self.execute(txs, time_ms, view, proposer)?;
-        let header_bytes = header.encode_to_vec();
+        let proposal = block::Proposal {
+            time_ms,
+            view,
+            proposer,
+        };
+        let executed = self.execute(txs, proposal)?;
+        let header_bytes = executed.header.encode_to_vec();
         Ok(ExecutedBlock {
-            hash: hash32(&header_bytes),
+            hash: block::hash(&header_bytes),
             block: pb::Block {
                 header: header_bytes,
                 txs: txs.iter().map(|t| t.signed.clone()).collect(),
             },
-            header,
-            tx_ids,
-            execution,
+            header: executed.header,
+            tx_ids: executed.tx_ids,
+            execution: executed.execution,
         })
     }
 
-    /// Executes `txs` as the next block and derives its header.
+    /// Executes `txs` as the next block against the committed state.
     fn execute(
         &self,
         txs: &[Arc<CheckedTx>],
-        time_ms: i64,
-        view: u64,
-        proposer: &str,
-    ) -> Result<(pb::BlockHeader, Vec<TxId>, BlockExecution), ChainError> {
-        let height = self.head.height + 1;
-        let ctx = BlockContext { height, time_ms };
-        let execution = self.ledger.execute_block(
+        proposal: block::Proposal<'_>,
+    ) -> Result<block::Executed, ChainError> {
+        Ok(block::execute(
+            &self.ledger,
             &StoreState(&self.store),
-            ctx,
-            txs.iter().map(|t| t.as_ref()),
-        )?;
-        let tx_ids: Vec<TxId> = txs.iter().map(|t| t.id).collect();
-        let header = self.header_for(height, time_ms, view, proposer, &tx_ids, &execution);
-        Ok((header, tx_ids, execution))
-    }
-
-    fn header_for(
-        &self,
-        height: u64,
-        time_ms: i64,
-        view: u64,
-        proposer: &str,
-        tx_ids: &[TxId],
-        execution: &BlockExecution,
-    ) -> pb::BlockHeader {
-        let ids: Vec<[u8; 32]> = tx_ids.iter().map(|t| t.0).collect();
-        let results: Vec<[u8; 32]> = execution.results.iter().map(result_hash).collect();
-        pb::BlockHeader {
-            chain_id: self.genesis().chain_id().to_string(),
-            height,
-            prev_hash: self.head.hash.to_vec(),
-            tx_root: merkle::root(&ids).to_vec(),
-            results_root: merkle::root(&results).to_vec(),
-            state_commitment: crate::ledger::state::state_commitment(
-                &self.head.state_commitment,
-                &execution.writes,
-            )
-            .to_vec(),
-            proposer: proposer.to_string(),
-            view,
-            time_ms,
-            tx_count: tx_ids.len() as u32,
-        }
+            &self.head,
+            txs,
+            proposal,
+        )?)
     }
 
     /// Checks a block proposed (or fetched) for the next height: header fields, every
@@ -277,38 +226,11 @@ impl Chain {
     ) -> Result<ExecutedBlock, ChainError> {
         let height = self.head.height + 1;
         let invalid = |reason: String| ChainError::InvalidBlock { height, reason };
-        let header = pb::BlockHeader::decode(block.header.as_slice())
-            .map_err(|e| invalid(format!("header does not decode: {e}")))?;
-        if header.chain_id != self.genesis().chain_id() {
-            return Err(invalid(format!("chain id {:?}", header.chain_id)));
-        }
-        if header.height != height {
-            return Err(invalid(format!(
-                "height {} is not the next height",
-                header.height
-            )));
-        }
-        if header.prev_hash != self.head.hash {
-            return Err(invalid("prev_hash is not the head".into()));
-        }
-        if header.time_ms <= self.head.time_ms || header.time_ms > max_time_ms {
-            return Err(invalid(format!(
-                "time {} is not after the parent's {} or is too far ahead",
-                header.time_ms, self.head.time_ms
-            )));
-        }
-        if header.tx_count as usize != block.txs.len() {
-            return Err(invalid("tx_count does not match".into()));
-        }
-        if self.genesis().member(&header.proposer).is_none() {
-            return Err(invalid(format!(
-                "proposer {} is not a member",
-                header.proposer
-            )));
-        }
+        let header = block::check_header(self.genesis(), &self.head, &block, max_time_ms)
+            .map_err(|e| invalid(e.to_string()))?;
         // Verify what we have not verified before, in one batch.
         let chain_id = self.genesis().chain_id();
-        let ids: Vec<TxId> = block.txs.iter().map(|t| TxId(hash32(&t.body))).collect();
+        let ids: Vec<TxId> = block.txs.iter().map(|t| TxId::of_body(&t.body)).collect();
         let mut known = known(&ids);
         known.resize(ids.len(), None);
         let mut txs: Vec<Option<Arc<CheckedTx>>> = Vec::with_capacity(block.txs.len());
@@ -338,15 +260,23 @@ impl Chain {
             txs[slot] = Some(Arc::new(c));
         }
         let txs: Vec<Arc<CheckedTx>> = txs.into_iter().flatten().collect();
-        let (built, tx_ids, execution) =
-            self.execute(&txs, header.time_ms, header.view, &header.proposer)?;
+        let proposal = block::Proposal {
+            time_ms: header.time_ms,
+            view: header.view,
+            proposer: &header.proposer,
+        };
+        let block::Executed {
+            header: built,
+            tx_ids,
+            execution,
+        } = self.execute(&txs, proposal)?;
         if built != header {
             return Err(invalid(
                 "re-execution gives different roots (tx, results or state)".into(),
             ));
         }
         Ok(ExecutedBlock {
-            hash: hash32(&block.header),
+            hash: block::hash(&block.header),
             block,
             header,
             tx_ids,
@@ -380,7 +310,7 @@ impl Chain {
             .collect();
         let committed = pb::CommittedBlock {
             block: Some(executed.block),
-            certificate: Some(certificate_to_proto(certificate, self.genesis())),
+            certificate: Some(certificate::to_proto(certificate, self.genesis())),
             results: executed.execution.results,
         };
         let state_commitment: [u8; 32] = executed
@@ -446,65 +376,6 @@ pub fn decode_block(bytes: Option<Vec<u8>>) -> Result<Option<pb::CommittedBlock>
             })
         })
         .transpose()
-}
-
-/// A certificate as protobuf: replica ids become member ids.
-pub fn certificate_to_proto(cert: &CommitCertificate, genesis: &Genesis) -> pb::CommitCertificate {
-    pb::CommitCertificate {
-        chain_id: genesis.chain_id().to_string(),
-        height: cert.height,
-        view: cert.view,
-        block_hash: cert.block_hash.to_vec(),
-        signatures: cert
-            .signatures
-            .iter()
-            .map(|(r, s)| pb::CommitSignature {
-                member_id: genesis
-                    .validator(*r)
-                    .map(|m| m.id.clone())
-                    .unwrap_or_default(),
-                signature: s.to_bytes().to_vec(),
-            })
-            .collect(),
-    }
-}
-
-/// A certificate from protobuf, for checking. Unknown members and malformed
-/// signatures are errors; the signatures themselves are checked by `verify`.
-pub fn certificate_from_proto(
-    cert: &pb::CommitCertificate,
-    genesis: &Genesis,
-) -> Result<CommitCertificate, String> {
-    if cert.chain_id != genesis.chain_id() {
-        return Err(format!("certificate is for chain {:?}", cert.chain_id));
-    }
-    let block_hash: [u8; 32] = cert
-        .block_hash
-        .as_slice()
-        .try_into()
-        .map_err(|_| "block hash is not 32 bytes".to_string())?;
-    let signatures = cert
-        .signatures
-        .iter()
-        .map(|s| {
-            let replica = genesis
-                .member(&s.member_id)
-                .and_then(|m| m.replica)
-                .ok_or_else(|| format!("{} is not a validator", s.member_id))?;
-            let bytes: [u8; 64] = s
-                .signature
-                .as_slice()
-                .try_into()
-                .map_err(|_| format!("signature of {} is not 64 bytes", s.member_id))?;
-            Ok((replica, Signature::from_bytes(&bytes)))
-        })
-        .collect::<Result<_, String>>()?;
-    Ok(CommitCertificate {
-        height: cert.height,
-        view: cert.view,
-        block_hash,
-        signatures,
-    })
 }
 
 #[cfg(test)]
@@ -786,15 +657,15 @@ mod tests {
             .build_block(&txs, T0 + 1_000, 0, "farm")
             .expect("build");
         let cert = f.certify(&chain, &executed);
-        let proto = certificate_to_proto(&cert, &f.genesis);
+        let proto = certificate::to_proto(&cert, &f.genesis);
         assert_eq!(proto.signatures[0].member_id, "farm");
-        let back = certificate_from_proto(&proto, &f.genesis).expect("decodes");
+        let back = certificate::from_proto(&proto, &f.genesis).expect("decodes");
         assert_eq!(back, cert);
         let mut bad = proto.clone();
         bad.signatures[0].member_id = "mallory".into();
-        assert!(certificate_from_proto(&bad, &f.genesis).is_err());
+        assert!(certificate::from_proto(&bad, &f.genesis).is_err());
         let mut bad = proto;
         bad.chain_id = "other".into();
-        assert!(certificate_from_proto(&bad, &f.genesis).is_err());
+        assert!(certificate::from_proto(&bad, &f.genesis).is_err());
     }
 }

@@ -26,11 +26,12 @@ use tokio::{
 use tracechain_consensus::{
     BlockHash, ChainHead, Config, FetchedBlock, Input, Output, Replica, ReplicaId, TimerId,
 };
+use tracechain_ledger::certificate;
 use tracechain_p2p::{Multiaddr, NetworkConfig, NetworkEvent, NetworkHandle, PeerId, PeerSpec};
 use tracechain_proto::v1 as pb;
 
 use crate::{
-    chain::{self, Chain, ChainError, ExecutedBlock},
+    chain::{Chain, ChainError, ExecutedBlock},
     node::{Admitted, Node, Origin},
     tx::{CheckedTx, TxId},
     wire,
@@ -407,7 +408,8 @@ async fn pull(node: &Node, net: &NetworkHandle, peer: PeerId) -> Result<usize, S
             let (Some(block), Some(cert)) = (b.block.as_ref(), b.certificate.as_ref()) else {
                 return Err("a served block lacks its certificate".to_string());
             };
-            let certificate = chain::certificate_from_proto(cert, &shared.genesis)?;
+            let certificate =
+                certificate::from_proto(cert, &shared.genesis).map_err(|e| e.to_string())?;
             // commit_block re-executes the block and Chain::commit checks the certificate
             // against the genesis validators: nothing served is trusted.
             commit_block(&shared, None, &block.encode_to_vec(), &certificate)?;
@@ -523,11 +525,9 @@ fn head_of(chain: &Chain) -> Result<ChainHead, ChainError> {
             reason: "missing".into(),
         })
         .and_then(|c| {
-            chain::certificate_from_proto(c, chain.genesis()).map_err(|reason| {
-                ChainError::Corrupt {
-                    what: "head certificate",
-                    reason,
-                }
+            certificate::from_proto(c, chain.genesis()).map_err(|e| ChainError::Corrupt {
+                what: "head certificate",
+                reason: e.to_string(),
             })
         })?;
     Ok(ChainHead {
@@ -764,11 +764,9 @@ impl Driver {
                             .iter()
                             .filter_map(|b| {
                                 let block = b.block.as_ref()?.encode_to_vec();
-                                let certificate = chain::certificate_from_proto(
-                                    b.certificate.as_ref()?,
-                                    &genesis,
-                                )
-                                .ok()?;
+                                let certificate =
+                                    certificate::from_proto(b.certificate.as_ref()?, &genesis)
+                                        .ok()?;
                                 Some(FetchedBlock {
                                     block_hash: block_hash_of(&block)?,
                                     block,

@@ -3,7 +3,7 @@
 
 #![forbid(unsafe_code)]
 
-mod admission;
+pub mod admission;
 pub mod api;
 pub mod audit;
 pub mod chain;
@@ -18,4 +18,4 @@ pub mod wire;
 // Merkle proofs, EPCIS) is the `tracechain-ledger` crate; the node's modules reach it by
 // these paths.
 pub use tracechain_ledger as ledger;
-pub use tracechain_ledger::{crypto, epcis, genesis, merkle, tx};
+pub use tracechain_ledger::{certificate, crypto, epcis, genesis, merkle, tx};

@@ -25,7 +25,7 @@ use crate::{
     genesis::Genesis,
     ledger::state,
     mempool::{Mempool, MempoolError, SinceMark},
-    tx::{CheckedTx, TxError, TxId},
+    tx::{CheckedTx, TxId},
 };
 
 /// Most transactions a block may hold, whatever the configuration says: with
@@ -117,51 +117,7 @@ pub enum StartError {
     Config(String),
 }
 
-/// Why a transaction was not admitted; each maps to a gRPC status.
-#[derive(Debug, thiserror::Error)]
-pub enum AdmissionError {
-    /// Malformed, wrong chain, bad signature, impossible values.
-    #[error(transparent)]
-    Invalid(#[from] TxError),
-    /// Already pending or committed.
-    #[error("transaction {id} is already {where_}")]
-    Duplicate {
-        /// The transaction.
-        id: TxId,
-        /// "pending" or "committed at height N".
-        where_: String,
-    },
-    /// Can never succeed given committed state (replay, revoked device).
-    #[error("{0}")]
-    Stale(String),
-    /// The mempool is full: retry later.
-    #[error("mempool is full ({capacity} transactions); retry later")]
-    Full {
-        /// The bound that was hit.
-        capacity: usize,
-    },
-    /// The node cannot pass more transactions to the consortium right now: retry later.
-    #[error("the node is overloaded (its consortium queue is full); retry later")]
-    Overloaded,
-    /// A local fault.
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl AdmissionError {
-    /// The gRPC status code for this error.
-    pub fn code(&self) -> tonic::Code {
-        match self {
-            AdmissionError::Invalid(_) => tonic::Code::InvalidArgument,
-            AdmissionError::Duplicate { .. } => tonic::Code::AlreadyExists,
-            AdmissionError::Stale(_) => tonic::Code::FailedPrecondition,
-            AdmissionError::Full { .. } | AdmissionError::Overloaded => {
-                tonic::Code::ResourceExhausted
-            }
-            AdmissionError::Internal(_) => tonic::Code::Internal,
-        }
-    }
-}
+pub use crate::admission::{AdmissionError, Origin};
 
 /// Where a committed transaction is.
 #[derive(Debug, Clone)]
@@ -202,15 +158,6 @@ pub(crate) struct Shared {
     pub(crate) closing: watch::Sender<bool>,
     /// Where admission checks run, below the node's other work in CPU priority.
     pub(crate) admission: rayon::ThreadPool,
-}
-
-/// Where a transaction came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// A client of this node's API: pushed on to the other members.
-    Client,
-    /// Another member's (or an observer's) push: every member got it from its origin.
-    Peer,
 }
 
 /// Transactions that entered the mempool together (one submission, or one pushed
@@ -748,7 +695,7 @@ impl Node {
     pub async fn audit_bundle(
         &self,
         shipment_id: &str,
-    ) -> Result<pb::AuditBundle, crate::audit::AuditError> {
+    ) -> Result<pb::AuditBundle, crate::audit::bundle::ExportError> {
         let store = self.shared.store.clone();
         let genesis = self.shared.genesis.clone();
         // Read the head first: everything up to it is committed and immutable.
@@ -756,7 +703,7 @@ impl Node {
         let id = shipment_id.to_string();
         blocking(move || crate::audit::bundle::build(&store, &genesis, head, &id))
             .await
-            .map_err(crate::audit::AuditError::Store)?
+            .map_err(crate::audit::bundle::ExportError::Store)?
     }
 
     /// Streams committed blocks from `from` (inclusive), then live ones, until the
@@ -886,7 +833,10 @@ mod tests {
         for o in &outcomes[3..] {
             let e = o.as_ref().expect_err("pool is full");
             assert!(matches!(e, AdmissionError::Full { capacity: 3 }), "{e}");
-            assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+            assert_eq!(
+                crate::api::admission_code(e),
+                tonic::Code::ResourceExhausted
+            );
         }
         assert_eq!(node.status().await.mempool_size, 3);
         // A block drains the pool; nothing admitted was lost.
@@ -958,7 +908,10 @@ mod tests {
         for r in &refused {
             let e = r.as_ref().expect_err("full");
             assert!(matches!(e, AdmissionError::Full { capacity: 2 }), "{e}");
-            assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+            assert_eq!(
+                crate::api::admission_code(e),
+                tonic::Code::ResourceExhausted
+            );
         }
         // Another member's push is still admitted, up to PEER_HEADROOM times the bound
         // (that member took it from its client; the primary must be able to propose it),
@@ -1003,7 +956,7 @@ mod tests {
         assert_eq!(node.produce_block().await, Ok(Some(1)));
         let after = node.submit(vec![tx]).await;
         let e = after[0].as_ref().expect_err("committed");
-        assert_eq!(e.code(), tonic::Code::AlreadyExists);
+        assert_eq!(crate::api::admission_code(e), tonic::Code::AlreadyExists);
         assert!(e.to_string().contains("committed at height 1"), "{e}");
         let status = node.status().await;
         drop(node);
@@ -1034,7 +987,10 @@ mod tests {
         let second = node.submit(vec![register(&admin, 3)]).await;
         let e = second[0].as_ref().expect_err("the queue is full");
         assert!(matches!(e, AdmissionError::Overloaded), "{e}");
-        assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(
+            crate::api::admission_code(e),
+            tonic::Code::ResourceExhausted
+        );
         assert!(
             started.elapsed() >= ANNOUNCE_WAIT,
             "it waited for room first"

@@ -10,9 +10,10 @@
 use ed25519_dalek::Signature;
 use prost::Message as _;
 use tracechain_consensus::{
-    CommitCertificate, Message, NewView, PersistentState, PrePrepare, PreparedCertificate,
-    ReplicaId, Status, ViewChange, ViewStart, Vote, VoteRecord,
+    Message, NewView, PersistentState, PrePrepare, PreparedCertificate, ReplicaId, Status,
+    ViewChange, ViewStart, Vote, VoteRecord,
 };
+use tracechain_ledger::certificate::{self, CertificateError};
 use tracechain_proto::v1 as pb;
 
 /// Why bytes from a peer (or the store) are not a consensus message (or state).
@@ -42,6 +43,9 @@ pub enum WireError {
         /// Actual length.
         got: usize,
     },
+    /// A commit certificate is malformed.
+    #[error(transparent)]
+    Certificate(#[from] CertificateError),
     /// Too many nested items (e.g. view changes in a new view).
     #[error("{what}: {got} items, at most {max}")]
     TooMany {
@@ -107,24 +111,6 @@ fn signatures_to_proto(sigs: &[(ReplicaId, Signature)]) -> Vec<pb::ReplicaSignat
 
 // ---- certificates ------------------------------------------------------------------
 
-fn certificate_to_proto(c: &CommitCertificate) -> pb::ReplicaCertificate {
-    pb::ReplicaCertificate {
-        height: c.height,
-        view: c.view,
-        block_hash: c.block_hash.to_vec(),
-        signatures: signatures_to_proto(&c.signatures),
-    }
-}
-
-fn certificate_from_proto(c: &pb::ReplicaCertificate) -> Result<CommitCertificate, WireError> {
-    Ok(CommitCertificate {
-        height: c.height,
-        view: c.view,
-        block_hash: hash("certificate block_hash", &c.block_hash)?,
-        signatures: signatures("certificate signatures", &c.signatures)?,
-    })
-}
-
 fn prepared_to_proto(p: &PreparedCertificate) -> pb::PreparedCertificate {
     pb::PreparedCertificate {
         view: p.view,
@@ -171,7 +157,7 @@ fn view_change_to_proto(v: &ViewChange) -> pb::ViewChange {
     pb::ViewChange {
         view: v.view,
         committed_height: v.committed_height,
-        committed: v.committed.as_ref().map(certificate_to_proto),
+        committed: v.committed.as_ref().map(certificate::to_replica_proto),
         prepared: v.prepared.as_ref().map(prepared_to_proto),
         sender: v.from.0,
         signature: v.signature.to_bytes().to_vec(),
@@ -185,7 +171,7 @@ fn view_change_from_proto(v: &pb::ViewChange) -> Result<ViewChange, WireError> {
         committed: v
             .committed
             .as_ref()
-            .map(certificate_from_proto)
+            .map(certificate::from_replica_proto)
             .transpose()?,
         prepared: v.prepared.as_ref().map(prepared_from_proto).transpose()?,
         from: ReplicaId(v.sender),
@@ -216,7 +202,7 @@ pub fn message_to_proto(m: &Message) -> pb::ConsensusMessage {
         }),
         Message::Status(s) => Kind::Status(pb::ConsensusStatus {
             sender: s.from.0,
-            certificate: Some(certificate_to_proto(&s.certificate)),
+            certificate: Some(certificate::to_replica_proto(&s.certificate)),
         }),
     };
     pb::ConsensusMessage { kind: Some(kind) }
@@ -255,7 +241,7 @@ pub fn message_from_proto(m: &pb::ConsensusMessage) -> Result<Message, WireError
             }
             Kind::Status(s) => Message::Status(Status {
                 from: ReplicaId(s.sender),
-                certificate: certificate_from_proto(s.certificate.as_ref().ok_or(
+                certificate: certificate::from_replica_proto(s.certificate.as_ref().ok_or(
                     WireError::Missing {
                         what: "status certificate",
                     },
@@ -368,6 +354,8 @@ pub fn decode_state(bytes: &[u8]) -> Result<PersistentState, WireError> {
 
 #[cfg(test)]
 mod tests {
+    use tracechain_consensus::CommitCertificate;
+
     use super::*;
 
     fn sig(b: u8) -> Signature {

@@ -10,8 +10,12 @@
 //!   block's transactions against the state after the previous block, read through the
 //!   narrow [`StateReader`] trait (the node implements it on RocksDB, tests and the
 //!   auditor on a map).
+//! - [`block`]: the header a batch executes into on top of its parent, and the checks of a
+//!   proposed header, without storage.
+//! - [`certificate`]: commit certificates in protobuf, both forms, one decode point.
 //! - [`merkle`]: roots and inclusion proofs.
 //! - [`epcis`]: EPCIS 2.0 documents in and out.
+//! - [`audit`]: checking a shipment's audit bundle offline, and its report and chart.
 //! - [`units`]: exact decimal formatting and parsing of temperatures and times.
 //!
 //! This crate depends on no tokio, tonic, rocksdb or libp2p, and builds for
@@ -20,6 +24,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
+pub mod block;
+pub mod certificate;
 pub mod crypto;
 pub mod epcis;
 mod execute;

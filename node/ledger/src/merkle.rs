@@ -5,9 +5,51 @@
 //! is promoted unchanged rather than paired with a copy of itself, so no two different
 //! lists of leaves share a root (the duplication flaw of Bitcoin's tree). The root of
 //! no leaves is 32 zero bytes.
+//!
+//! What a block header's roots commit to is fixed here, once: the `tx_root` leaves are
+//! transaction ids ([`tx_leaf`]), the `results_root` leaves are hashes of the encoded
+//! results ([`result_leaf`]). [`verify_at`] checks a proof for a claimed position, which
+//! is what every verifier needs: a path that fits another position proves nothing.
+
+use prost::Message as _;
+use tracechain_proto::v1 as pb;
 
 /// A 32-byte hash.
 pub type Hash = [u8; 32];
+
+/// The `tx_root` leaf of a transaction: its id, blake3 of the body bytes as signed.
+pub fn tx_leaf(body: &[u8]) -> Hash {
+    *blake3::hash(body).as_bytes()
+}
+
+/// The `results_root` leaf of a transaction's result: blake3 of the encoded `TxResult`.
+pub fn result_leaf(result: &pb::TxResult) -> Hash {
+    *blake3::hash(&result.encode_to_vec()).as_bytes()
+}
+
+/// Why an inclusion proof does not prove a leaf at a position.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    /// The position is not one of the tree's leaves.
+    #[error("index {index} is outside a tree of {leaves} leaves")]
+    OutOfRange {
+        /// The claimed position.
+        index: usize,
+        /// Leaves in the tree.
+        leaves: usize,
+    },
+    /// The path's steps do not have the sides that the position's path has.
+    #[error("the proof's shape does not fit index {index} of {leaves} leaves")]
+    Shape {
+        /// The claimed position.
+        index: usize,
+        /// Leaves in the tree.
+        leaves: usize,
+    },
+    /// The path is well shaped but does not hash to the root.
+    #[error("the Merkle path does not lead to the root")]
+    Mismatch,
+}
 
 fn leaf_hash(leaf: &Hash) -> Hash {
     let mut h = blake3::Hasher::new();
@@ -55,6 +97,50 @@ pub struct ProofStep {
     pub sibling: Hash,
     /// True if the sibling is on the left.
     pub sibling_is_left: bool,
+}
+
+/// The sides of the siblings on the path of leaf `index` in a tree of `leaves` leaves,
+/// from the bottom (`true`: the sibling is on the left). A level where the node is the
+/// promoted odd one has no sibling and no step.
+fn sibling_sides(mut index: usize, mut leaves: usize) -> Vec<bool> {
+    let mut sides = Vec::new();
+    while leaves > 1 {
+        let sibling = index ^ 1;
+        if sibling < leaves {
+            sides.push(sibling < index);
+        }
+        index /= 2;
+        leaves = leaves.div_ceil(2);
+    }
+    sides
+}
+
+/// Whether `steps` prove that `leaf` is leaf number `index` of a tree of `leaves` leaves
+/// under `root`: the path must have exactly the shape of that position's path, so that a
+/// proof of one position cannot be passed off for another.
+pub fn verify_at(
+    root_hash: &Hash,
+    leaf: &Hash,
+    index: usize,
+    leaves: usize,
+    steps: &[ProofStep],
+) -> Result<(), ProofError> {
+    if index >= leaves {
+        return Err(ProofError::OutOfRange { index, leaves });
+    }
+    let sides = sibling_sides(index, leaves);
+    if steps.len() != sides.len()
+        || steps
+            .iter()
+            .zip(&sides)
+            .any(|(step, left)| step.sibling_is_left != *left)
+    {
+        return Err(ProofError::Shape { index, leaves });
+    }
+    if !verify(root_hash, leaf, steps) {
+        return Err(ProofError::Mismatch);
+    }
+    Ok(())
 }
 
 /// The inclusion proof of `leaves[index]`, or `None` if out of range.
@@ -115,6 +201,35 @@ mod tests {
                 assert!(!verify(&r, &wrong, &p), "n={n} i={i} tampered leaf");
             }
         }
+    }
+
+    #[test]
+    fn a_proof_verifies_only_at_its_own_position() {
+        for n in 1..=17 {
+            let ls = leaves(n);
+            let r = root(&ls);
+            for i in 0..n {
+                let p = proof(&ls, i).expect("in range");
+                assert_eq!(verify_at(&r, &ls[i], i, n, &p), Ok(()), "n={n} i={i}");
+                for j in (0..n).filter(|&j| j != i) {
+                    assert!(verify_at(&r, &ls[i], j, n, &p).is_err(), "n={n} {i} at {j}");
+                }
+                assert_eq!(
+                    verify_at(&r, &ls[i], n, n, &p),
+                    Err(ProofError::OutOfRange {
+                        index: n,
+                        leaves: n
+                    })
+                );
+            }
+        }
+        // Right shape, wrong leaf.
+        let ls = leaves(5);
+        let p = proof(&ls, 2).expect("in range");
+        assert_eq!(
+            verify_at(&root(&ls), &ls[3], 2, 5, &p),
+            Err(ProofError::Mismatch)
+        );
     }
 
     #[test]

@@ -27,6 +27,47 @@ pub trait StateReader {
     }
 }
 
+/// Committed state in memory: what the auditor replays a bundle into, and what the rule
+/// tests run on. `commit` applies a block's writes and remembers its transaction ids.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryState {
+    records: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+    committed: std::collections::BTreeSet<TxId>,
+}
+
+impl MemoryState {
+    /// Applies a block's sorted writes (`None` deletes) and records its transactions as
+    /// committed.
+    pub fn commit(&mut self, writes: Writes, txs: impl IntoIterator<Item = TxId>) {
+        for (key, value) in writes {
+            match value {
+                Some(value) => self.records.insert(key, value),
+                None => self.records.remove(&key),
+            };
+        }
+        self.committed.extend(txs);
+    }
+
+    /// The record at `key`, encoded.
+    pub fn record(&self, key: &[u8]) -> Option<&[u8]> {
+        self.records.get(key).map(Vec::as_slice)
+    }
+
+    /// Every record, in key order.
+    pub fn records(&self) -> &std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
+        &self.records
+    }
+}
+
+impl StateReader for MemoryState {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(self.records.get(key).cloned())
+    }
+    fn tx_committed(&self, id: &TxId) -> Result<bool, StateError> {
+        Ok(self.committed.contains(id))
+    }
+}
+
 /// A failure to read state: the node cannot execute the block (a local fault, never
 /// the transaction's).
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,5 @@
-//! Building an audit bundle from a node's store, and decoding one strictly.
+//! Building an audit bundle from a node's store (checking one is `tracechain-ledger`'s
+//! `audit` module).
 //!
 //! The bundle holds every successful event of the shipment (the `e/` index), the
 //! lifecycle transactions (register, rotate key, revoke: the `v/` index) of every
@@ -11,24 +12,31 @@ use prost::Message;
 use tracechain_proto::v1::{self as pb, tx_body::Action};
 use tracechain_storage::Store;
 
-use super::{AuditError, BUNDLE_VERSION};
+use super::{BUNDLE_VERSION, MAX_BUNDLE_TXS};
 use crate::{chain::decode_block, genesis::Genesis, ledger::state, merkle};
 
-/// Most transactions one bundle may hold; a bigger history is refused rather than
-/// exhausting the verifier's memory.
-pub const MAX_BUNDLE_TXS: usize = 1_000_000;
+/// Why a node cannot build a shipment's bundle.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The shipment is not in the node's state.
+    #[error("shipment {0} does not exist")]
+    UnknownShipment(String),
+    /// The node's store failed or holds a corrupt record (a local fault of the exporter).
+    #[error("store: {0}")]
+    Store(String),
+}
 
-fn store_err(e: impl std::fmt::Display) -> AuditError {
-    AuditError::Store(e.to_string())
+fn store_err(e: impl std::fmt::Display) -> ExportError {
+    ExportError::Store(e.to_string())
 }
 
 /// (height, index) positions under an index prefix, in order.
-fn positions(store: &Store, prefix: &[u8]) -> Result<Vec<(u64, u32)>, AuditError> {
+fn positions(store: &Store, prefix: &[u8]) -> Result<Vec<(u64, u32)>, ExportError> {
     let entries = store
         .scan_index(prefix, 0, MAX_BUNDLE_TXS + 1)
         .map_err(store_err)?;
     if entries.len() > MAX_BUNDLE_TXS {
-        return Err(AuditError::Store(format!(
+        return Err(ExportError::Store(format!(
             "more than {MAX_BUNDLE_TXS} index entries"
         )));
     }
@@ -41,7 +49,7 @@ fn positions(store: &Store, prefix: &[u8]) -> Result<Vec<(u64, u32)>, AuditError
                     u64::from_be_bytes(h.try_into().unwrap_or_default()),
                     u32::from_be_bytes(i.try_into().unwrap_or_default()),
                 )),
-                _ => Err(AuditError::Store("corrupt index entry".into())),
+                _ => Err(ExportError::Store("corrupt index entry".into())),
             }
         })
         .collect()
@@ -54,24 +62,17 @@ struct LoadedBlock {
     result_leaves: Vec<[u8; 32]>,
 }
 
-fn load(store: &Store, height: u64) -> Result<LoadedBlock, AuditError> {
+fn load(store: &Store, height: u64) -> Result<LoadedBlock, ExportError> {
     let block = decode_block(store.block(height).map_err(store_err)?)
         .map_err(store_err)?
-        .ok_or_else(|| AuditError::Store(format!("block {height} is missing")))?;
+        .ok_or_else(|| ExportError::Store(format!("block {height} is missing")))?;
     let txs = block
         .block
         .as_ref()
         .map(|b| b.txs.as_slice())
         .unwrap_or(&[]);
-    let tx_leaves = txs
-        .iter()
-        .map(|t| *blake3::hash(&t.body).as_bytes())
-        .collect();
-    let result_leaves = block
-        .results
-        .iter()
-        .map(|r| *blake3::hash(&r.encode_to_vec()).as_bytes())
-        .collect();
+    let tx_leaves = txs.iter().map(|t| merkle::tx_leaf(&t.body)).collect();
+    let result_leaves = block.results.iter().map(merkle::result_leaf).collect();
     Ok(LoadedBlock {
         block,
         tx_leaves,
@@ -92,8 +93,8 @@ fn proven_tx(
     blocks: &BTreeMap<u64, LoadedBlock>,
     height: u64,
     index: u32,
-) -> Result<pb::ProvenTx, AuditError> {
-    let missing = || AuditError::Store(format!("transaction {height}/{index} is missing"));
+) -> Result<pb::ProvenTx, ExportError> {
+    let missing = || ExportError::Store(format!("transaction {height}/{index} is missing"));
     let b = blocks.get(&height).ok_or_else(missing)?;
     let i = index as usize;
     let tx = b
@@ -115,7 +116,7 @@ fn proven_tx(
 }
 
 /// Devices an event names: the reporting device, the attached ones.
-fn devices_of(tx: &pb::SignedTx, out: &mut BTreeSet<String>) -> Result<(), AuditError> {
+fn devices_of(tx: &pb::SignedTx, out: &mut BTreeSet<String>) -> Result<(), ExportError> {
     let body = pb::TxBody::decode(tx.body.as_slice()).map_err(store_err)?;
     if let Some(signer) = &body.signer
         && signer.kind == pb::SignerKind::Device as i32
@@ -138,13 +139,13 @@ pub fn build(
     genesis: &Genesis,
     head_height: u64,
     shipment_id: &str,
-) -> Result<pb::AuditBundle, AuditError> {
+) -> Result<pb::AuditBundle, ExportError> {
     if store
         .get_state(&state::shipment_key(shipment_id))
         .map_err(store_err)?
         .is_none()
     {
-        return Err(AuditError::UnknownShipment(shipment_id.to_string()));
+        return Err(ExportError::UnknownShipment(shipment_id.to_string()));
     }
     let events = positions(store, &state::shipment_events_prefix(shipment_id))?;
     let mut blocks: BTreeMap<u64, LoadedBlock> = BTreeMap::new();
@@ -164,7 +165,7 @@ pub fn build(
         wanted.extend(positions(store, &state::device_lifecycle_prefix(device))?);
     }
     if wanted.len() > MAX_BUNDLE_TXS {
-        return Err(AuditError::Store(format!(
+        return Err(ExportError::Store(format!(
             "the history has more than {MAX_BUNDLE_TXS} transactions"
         )));
     }
@@ -205,27 +206,4 @@ pub fn build(
         txs,
         exported_at_height: head_height,
     })
-}
-
-/// Largest bundle file accepted (bytes).
-pub const MAX_BUNDLE_BYTES: usize = 1 << 30;
-
-/// Decodes a bundle and insists on the canonical encoding: re-encoding must give the
-/// same bytes. So no byte of the file is without meaning — an unknown field, a
-/// padded varint or a repeated field cannot hide in it unnoticed.
-pub fn decode(bytes: &[u8]) -> Result<pb::AuditBundle, AuditError> {
-    if bytes.len() > MAX_BUNDLE_BYTES {
-        return Err(AuditError::Malformed(format!(
-            "{} bytes is larger than the {MAX_BUNDLE_BYTES}-byte limit",
-            bytes.len()
-        )));
-    }
-    let bundle = pb::AuditBundle::decode(bytes)
-        .map_err(|e| AuditError::Malformed(format!("does not decode: {e}")))?;
-    if bundle.encode_to_vec() != bytes {
-        return Err(AuditError::Malformed(
-            "not canonically encoded (unknown fields, or fields out of order or padded)".into(),
-        ));
-    }
-    Ok(bundle)
 }

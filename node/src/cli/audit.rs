@@ -11,7 +11,7 @@ use tracechain_proto::v1 as pb;
 use super::{NodeAddr, ensure_parent, output};
 use crate::{
     audit::{
-        bundle::MAX_BUNDLE_BYTES,
+        MAX_BUNDLE_BYTES,
         report::Report,
         svg,
         verify::{Expectations, verify_bytes},

@@ -16,10 +16,16 @@ use tracechain_node::{
 };
 use tracechain_proto::v1::{self as pb, ledger_client::LedgerClient, tx_body::Action};
 
-/// Connects to a node, waiting for it to come up.
+/// Connects to a node, waiting for it to come up: until it answers a call, not only
+/// until a connection is accepted (a container's published port accepts connections
+/// before the node inside listens, then closes them).
 pub async fn client(url: &str) -> LedgerClient<Channel> {
     for _ in 0..200 {
-        if let Ok(c) = LedgerClient::connect(url.to_string()).await {
+        if let Ok(mut c) = LedgerClient::connect(url.to_string()).await
+            && c.get_chain_status(pb::GetChainStatusRequest {})
+                .await
+                .is_ok()
+        {
             return c;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

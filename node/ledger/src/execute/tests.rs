@@ -1,6 +1,6 @@
 //! Rule tests: a small consortium, a map-backed store, blocks of signed transactions.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use tracechain_proto::v1::{self as pb, ResultCode as Code, tx_body::Action};
 
@@ -8,6 +8,7 @@ use super::*;
 use crate::{
     crypto::{Scheme, SecretKey},
     genesis::{GenesisFile, MemberEntry, Role},
+    state::MemoryState,
     tx::{self, CheckedTx},
 };
 
@@ -15,24 +16,9 @@ pub(crate) const CHAIN: &str = "test-chain";
 const T0: i64 = 1_700_000_000_000;
 const MIN: i64 = 60_000;
 
-#[derive(Default)]
-pub(crate) struct MemStore {
-    state: BTreeMap<Vec<u8>, Vec<u8>>,
-    txs: BTreeSet<TxId>,
-}
-
-impl StateReader for MemStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        Ok(self.state.get(key).cloned())
-    }
-    fn tx_committed(&self, id: &TxId) -> Result<bool, StateError> {
-        Ok(self.txs.contains(id))
-    }
-}
-
 pub(crate) struct World {
     pub ledger: Ledger,
-    pub store: MemStore,
+    pub store: MemoryState,
     admins: BTreeMap<String, SecretKey>,
     member_seq: BTreeMap<String, u64>,
     pub devices: BTreeMap<String, (SecretKey, u64)>,
@@ -81,7 +67,7 @@ impl World {
         .expect("valid genesis");
         Self {
             ledger: Ledger::new(genesis),
-            store: MemStore::default(),
+            store: MemoryState::default(),
             admins,
             member_seq: BTreeMap::new(),
             devices: BTreeMap::new(),
@@ -192,13 +178,7 @@ impl World {
             .ledger
             .execute_block(&self.store, ctx, txs.iter())
             .expect("store does not fail");
-        for (k, v) in exec.writes {
-            match v {
-                Some(v) => self.store.state.insert(k, v),
-                None => self.store.state.remove(&k),
-            };
-        }
-        self.store.txs.extend(txs.iter().map(|t| t.id));
+        self.store.commit(exec.writes, txs.iter().map(|t| t.id));
         exec.results
     }
 
@@ -214,23 +194,21 @@ impl World {
     pub fn twin(&self, id: &str) -> pb::ShipmentTwin {
         let bytes = self
             .store
-            .state
-            .get(&state::shipment_key(id))
+            .record(&state::shipment_key(id))
             .expect("shipment exists");
-        prost::Message::decode(bytes.as_slice()).expect("decodes")
+        prost::Message::decode(bytes).expect("decodes")
     }
 
     pub fn device(&self, id: &str) -> pb::DeviceRecord {
         let bytes = self
             .store
-            .state
-            .get(&state::device_key(id))
+            .record(&state::device_key(id))
             .expect("device exists");
-        prost::Message::decode(bytes.as_slice()).expect("decodes")
+        prost::Message::decode(bytes).expect("decodes")
     }
 
     pub fn state_snapshot(&self) -> BTreeMap<Vec<u8>, Vec<u8>> {
-        self.store.state.clone()
+        self.store.records().clone()
     }
 }
 

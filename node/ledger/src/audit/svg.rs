@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, fmt::Write as _};
 
 use super::report::Report;
-use crate::cli::units::fmt_time_ms;
+use crate::units::fmt_time_ms;
 
 const W: f64 = 900.0;
 const H: f64 = 420.0;

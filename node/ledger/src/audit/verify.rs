@@ -1,7 +1,7 @@
 //! Offline verification of an audit bundle: no node, no database, no network.
 //!
 //! Order of checks, each failing with the first fact that is wrong:
-//! 1. the encoding is canonical and the version known ([`super::bundle::decode`]);
+//! 1. the encoding is canonical and the version known ([`super::decode`]);
 //! 2. the genesis is well-formed (and the expected one, if the caller says which);
 //! 3. every header is certified by 2f+1 distinct validators of that genesis, and block 1's
 //!    `prev_hash` is the genesis hash;
@@ -17,13 +17,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use prost::Message;
 use tracechain_proto::v1::{self as pb, tx_body::Action};
 
-use super::{AuditError, BUNDLE_VERSION, bundle};
+use super::{AuditError, BUNDLE_VERSION};
 use crate::{
-    chain::certificate_from_proto,
+    BlockContext, Ledger, certificate,
     genesis::Genesis,
-    ledger::{BlockContext, Ledger, StateError, StateReader, Writes, state},
-    merkle,
-    tx::{self, CheckedTx, SignerKind, TxId},
+    merkle, state,
+    tx::{self, CheckedTx, SignerKind},
 };
 
 /// What the caller expects of the genesis, if anything.
@@ -69,7 +68,7 @@ pub struct Verified {
 
 /// Decodes and verifies a bundle file's bytes.
 pub fn verify_bytes(bytes: &[u8], expect: &Expectations) -> Result<Verified, AuditError> {
-    verify(bundle::decode(bytes)?, expect)
+    verify(super::decode(bytes)?, expect)
 }
 
 struct CheckedBlock {
@@ -88,22 +87,8 @@ fn root32(bytes: &[u8], what: &str, height: u64) -> Result<[u8; 32], AuditError>
     })
 }
 
-/// The shape a proof of leaf `index` in a tree of `n` leaves must have: one entry per
-/// level where the node has a sibling, saying on which side. Checking it binds the
-/// proof to the claimed index, so a moved index cannot reuse another leaf's path.
-fn expected_sides(mut index: usize, mut n: usize) -> Vec<bool> {
-    let mut sides = Vec::new();
-    while n > 1 {
-        let sibling = index ^ 1;
-        if sibling < n {
-            sides.push(sibling < index);
-        }
-        index /= 2;
-        n = n.div_ceil(2);
-    }
-    sides
-}
-
+/// Checks an inclusion proof of leaf number `index` of `n` under `root`
+/// ([`merkle::verify_at`]: the path must also have the shape of that position's path).
 fn check_path(
     path: &[pb::MerkleStep],
     index: u32,
@@ -111,17 +96,6 @@ fn check_path(
     leaf: &[u8; 32],
     root: &[u8; 32],
 ) -> Result<(), String> {
-    let sides = expected_sides(index as usize, n as usize);
-    if path.len() != sides.len()
-        || path
-            .iter()
-            .zip(&sides)
-            .any(|(s, l)| s.sibling_is_left != *l)
-    {
-        return Err(format!(
-            "the proof's shape does not fit index {index} of {n} leaves"
-        ));
-    }
     let steps = path
         .iter()
         .map(|s| {
@@ -135,10 +109,7 @@ fn check_path(
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
-    if !merkle::verify(root, leaf, &steps) {
-        return Err("the Merkle path does not lead to the header's root".into());
-    }
-    Ok(())
+    merkle::verify_at(root, leaf, index as usize, n as usize, &steps).map_err(|e| e.to_string())
 }
 
 fn check_genesis(
@@ -195,7 +166,7 @@ fn check_blocks(
             .certificate
             .as_ref()
             .ok_or_else(|| bad("has no commit certificate".into()))?;
-        let cert = certificate_from_proto(cert, genesis).map_err(|e| bad(e.to_string()))?;
+        let cert = certificate::from_proto(cert, genesis).map_err(|e| bad(e.to_string()))?;
         if cert.view != header.view {
             return Err(bad(format!(
                 "certificate is for view {}, header says {}",
@@ -277,7 +248,7 @@ fn check_txs(
             &p.tx_path,
             index,
             header.tx_count,
-            &hash32(&signed.body),
+            &merkle::tx_leaf(&signed.body),
             &tx_root,
         )
         .map_err(|e| bad(format!("transaction proof: {e}")))?;
@@ -285,7 +256,7 @@ fn check_txs(
             &p.result_path,
             index,
             header.tx_count,
-            &hash32(&result.encode_to_vec()),
+            &merkle::result_leaf(&result),
             &results_root,
         )
         .map_err(|e| bad(format!("result proof: {e}")))?;
@@ -393,32 +364,6 @@ fn check_complete(
 }
 
 /// Proven state, in memory: the replay's committed state.
-#[derive(Default)]
-struct MemoryState {
-    records: BTreeMap<Vec<u8>, Vec<u8>>,
-    committed: BTreeSet<TxId>,
-}
-
-impl StateReader for MemoryState {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        Ok(self.records.get(key).cloned())
-    }
-    fn tx_committed(&self, id: &TxId) -> Result<bool, StateError> {
-        Ok(self.committed.contains(id))
-    }
-}
-
-impl MemoryState {
-    fn apply(&mut self, writes: Writes) {
-        for (k, v) in writes {
-            match v {
-                Some(v) => self.records.insert(k, v),
-                None => self.records.remove(&k),
-            };
-        }
-    }
-}
-
 /// Replays the proven transactions, block by block, through the real ledger. Every
 /// replayed result must equal the proven one: a missing transaction that mattered
 /// (a key rotation, a shipping step) shows up here as a different result.
@@ -429,7 +374,7 @@ fn replay(
     txs: &[(ProvenEvent, pb::TxResult)],
 ) -> Result<pb::ShipmentTwin, AuditError> {
     let ledger = Ledger::new(genesis.clone());
-    let mut st = MemoryState::default();
+    let mut st = state::MemoryState::default();
     let mut start = 0;
     while start < txs.len() {
         let height = txs[start].0.height;
@@ -457,15 +402,13 @@ fn replay(
                 )));
             }
         }
-        st.apply(exec.writes);
-        st.committed.extend(batch.iter().map(|(e, _)| e.tx.id));
+        st.commit(exec.writes, batch.iter().map(|(e, _)| e.tx.id));
         start = end;
     }
     let bytes = st
-        .records
-        .get(&state::shipment_key(shipment_id))
+        .record(&state::shipment_key(shipment_id))
         .ok_or_else(|| AuditError::Replay(format!("shipment {shipment_id} was never created")))?;
-    pb::ShipmentTwin::decode(bytes.as_slice()).map_err(|e| AuditError::Replay(e.to_string()))
+    pb::ShipmentTwin::decode(bytes).map_err(|e| AuditError::Replay(e.to_string()))
 }
 
 /// Verifies a decoded bundle (see the module doc for the order of checks).

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tracechain_proto::v1::{self as pb, tx_body::Action};
 
 use super::verify::Verified;
-use crate::cli::units::{fmt_milli_c, fmt_time_ms};
+use crate::units::{fmt_milli_c, fmt_time_ms};
 
 /// One proven temperature reading.
 #[derive(Debug, Clone, Serialize)]
