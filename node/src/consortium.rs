@@ -14,7 +14,6 @@
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
-    sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -24,18 +23,26 @@ use tokio::{
     time::Instant,
 };
 use tracechain_consensus::{
-    BlockHash, ChainHead, Config, FetchedBlock, Input, Output, Replica, ReplicaId, TimerId,
+    BlockHash, Config, FetchedBlock, Input, Output, Replica, ReplicaId, TimerId,
 };
 use tracechain_ledger::certificate;
 use tracechain_p2p::{Multiaddr, NetworkConfig, NetworkEvent, NetworkHandle, PeerId, PeerSpec};
 use tracechain_proto::v1 as pb;
 
 use crate::{
-    chain::{Chain, ChainError, ExecutedBlock},
+    chain::ExecutedBlock,
     node::{Admitted, Node, Origin},
-    tx::{CheckedTx, TxId},
+    tx::TxId,
     wire,
 };
+
+mod blocks;
+mod push;
+mod sync;
+
+use blocks::{check_block, commit_block, head_of};
+use push::{push, spawn_push_admission};
+use sync::{pull, serve_blocks};
 
 /// Key of the persisted consensus state in the store's consensus column family.
 const STATE_KEY: &[u8] = b"replica-state";
@@ -393,147 +400,11 @@ async fn follow(
     Ok(())
 }
 
-/// Fetches the blocks after the head from `peer` and commits them; returns how many.
-async fn pull(node: &Node, net: &NetworkHandle, peer: PeerId) -> Result<usize, String> {
-    let head = *node.shared.head.borrow();
-    let bytes = net
-        .request_blocks(peer, head + 1, head + MAX_SYNC_BLOCKS)
-        .await
-        .map_err(|e| e.to_string())?;
-    let range = pb::BlockRange::decode(bytes.as_slice()).map_err(|e| e.to_string())?;
-    let shared = node.shared.clone();
-    let committed = tokio::task::spawn_blocking(move || {
-        let mut n = 0;
-        for b in range.blocks {
-            let (Some(block), Some(cert)) = (b.block.as_ref(), b.certificate.as_ref()) else {
-                return Err("a served block lacks its certificate".to_string());
-            };
-            let certificate =
-                certificate::from_proto(cert, &shared.genesis).map_err(|e| e.to_string())?;
-            // commit_block re-executes the block and Chain::commit checks the certificate
-            // against the genesis validators: nothing served is trusted.
-            commit_block(&shared, None, &block.encode_to_vec(), &certificate)?;
-            shared.head.send_replace(certificate.height);
-            n += 1;
-        }
-        Ok(n)
-    })
-    .await
-    .map_err(|e| e.to_string())??;
-    Ok(committed)
-}
-
-/// Pushed batches (as received, possibly several concatenated) waiting for admission.
-/// When full, the network answers pushes busy and their senders send them again later,
-/// in order: admission that is behind slows the pushers down, and nothing is dropped.
-/// Small, because a push may be as large as the largest network message (which must hold a
-/// block): a member flooding maximal pushes holds at most this many of them in memory.
-/// Honest members send at most 1 MiB per push (the network's coalescing bound).
-const PUSH_QUEUE: usize = 16;
-/// Most transactions one round of push admission takes from its queue.
-const PUSH_ROUND_TXS: usize = 20_000;
-
-/// Admits the batches other members push. Each round takes what has arrived (up to
-/// [`PUSH_ROUND_TXS`]), joins each peer's batches in arrival order, and admits the peers'
-/// transactions concurrently, each peer's as one submission, before it takes more. So each
-/// member's pushes are admitted in the order it pushed them: a device's readings reach
-/// its member in sequence order and are pushed in that order, and a primary that admitted
-/// reading 6 before 5 would propose 6 and make 5 a replay. Under load, rounds grow and
-/// their fixed costs are shared by more transactions.
-fn spawn_push_admission(node: Node) -> mpsc::Sender<(PeerId, Vec<u8>)> {
-    let (tx, mut rx) = mpsc::channel::<(PeerId, Vec<u8>)>(PUSH_QUEUE);
-    tokio::spawn(async move {
-        while let Some(first) = rx.recv().await {
-            let mut round: Vec<(PeerId, Vec<pb::SignedTx>)> = Vec::new();
-            let mut taken = 0;
-            let mut next = Some(first);
-            while let Some((from, bytes)) = next.take() {
-                match pb::TxBatch::decode(bytes.as_slice()) {
-                    Ok(batch) => {
-                        taken += batch.txs.len();
-                        match round.iter_mut().find(|(peer, _)| *peer == from) {
-                            Some((_, txs)) => txs.extend(batch.txs),
-                            None => round.push((from, batch.txs)),
-                        }
-                    }
-                    Err(e) => tracing::warn!(%from, error = %e, "malformed transaction batch"),
-                }
-                if taken < PUSH_ROUND_TXS {
-                    next = rx.try_recv().ok();
-                }
-            }
-            futures::future::join_all(
-                round
-                    .into_iter()
-                    .map(|(_, txs)| node.submit_from(Origin::Peer, txs)),
-            )
-            .await;
-        }
-    });
-    tx
-}
-
-/// Pushes a client's transactions to every connected member, in batches of about
-/// [`TX_BATCH_BYTES`].
-async fn push(net: &NetworkHandle, txs: &[Arc<CheckedTx>]) {
-    let mut batch = pb::TxBatch::default();
-    let mut bytes = 0;
-    for tx in txs {
-        let len = tx.signed.encoded_len();
-        if bytes + len > TX_BATCH_BYTES && !batch.txs.is_empty() {
-            push_batch(net, std::mem::take(&mut batch)).await;
-            bytes = 0;
-        }
-        bytes += len + 4;
-        batch.txs.push(tx.signed.clone());
-    }
-    if !batch.txs.is_empty() {
-        push_batch(net, batch).await;
-    }
-}
-
-async fn push_batch(net: &NetworkHandle, batch: pb::TxBatch) {
-    match net.push_txs(batch.encode_to_vec()).await {
-        Ok(_) | Err(tracechain_p2p::NetworkError::NoPeers) => {}
-        // The transactions stay in our mempool and are proposed from there when this
-        // node leads; otherwise a view change brings them in (censorship timer).
-        Err(e) => tracing::warn!(txs = batch.txs.len(), error = %e, "pushing transactions failed"),
-    }
-}
-
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-fn head_of(chain: &Chain) -> Result<ChainHead, ChainError> {
-    let height = chain.head().height;
-    if height == 0 {
-        return Ok(ChainHead::genesis());
-    }
-    let block = chain.block(height)?.ok_or(ChainError::Corrupt {
-        what: "head block",
-        reason: "missing".into(),
-    })?;
-    let cert = block
-        .certificate
-        .as_ref()
-        .ok_or(ChainError::Corrupt {
-            what: "head certificate",
-            reason: "missing".into(),
-        })
-        .and_then(|c| {
-            certificate::from_proto(c, chain.genesis()).map_err(|e| ChainError::Corrupt {
-                what: "head certificate",
-                reason: e.to_string(),
-            })
-        })?;
-    Ok(ChainHead {
-        height,
-        certificate: Some(cert),
-    })
 }
 
 impl Driver {
@@ -892,14 +763,6 @@ impl Driver {
     }
 }
 
-/// The pooled (already verified) transactions among `ids`, under one mempool lock.
-fn pooled(shared: &crate::node::Shared, ids: &[TxId]) -> Vec<Option<Arc<CheckedTx>>> {
-    match shared.mempool.lock() {
-        Ok(pool) => ids.iter().map(|id| pool.get(id)).collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
 /// Whether `m`, received over the authenticated link from `sender`, may be fed to the
 /// replica. A Status is unsigned, so it must come from whom it names. A PrePrepare is
 /// signed, but the signature covers the block's header hash only, not the transactions
@@ -916,162 +779,5 @@ fn from_whom_it_names(m: &tracechain_consensus::Message, sender: ReplicaId) -> b
     }
 }
 
-/// Longest a proposal check waits for the write of the block before it.
-const CHECK_WAITS_FOR_WRITE: Duration = Duration::from_secs(10);
-
-/// Re-executes a proposed block at `height` against the head; `None` if it is invalid
-/// (or the ledger cannot tell, which must not produce a vote either).
-///
-/// The replica asks for the check of h + 1 as soon as it decided h, often in the same
-/// step, while the write of h runs as another task. So the check waits until the head is
-/// h: run against h − 1 it would fail as "not the next height", and the replica would
-/// suspect a correct primary. The wait is bounded: a decided block is always written
-/// (or the process stops), so it ends unless the store is failing.
-fn check_block(shared: &crate::node::Shared, height: u64, block: &[u8]) -> Option<ExecutedBlock> {
-    let block = pb::Block::decode(block).ok()?;
-    let skew = i64::try_from(shared.genesis.file.max_clock_skew_ms).unwrap_or(i64::MAX);
-    let chain = shared.chain.lock().unwrap_or_else(|p| p.into_inner());
-    let (chain, _) = shared
-        .chain_written
-        .wait_timeout_while(chain, CHECK_WAITS_FOR_WRITE, |c| {
-            c.head().height.saturating_add(1) < height
-        })
-        .unwrap_or_else(|p| p.into_inner());
-    match chain.check_proposal(
-        block,
-        &|ids| pooled(shared, ids),
-        now_ms().saturating_add(skew),
-    ) {
-        Ok(e) => Some(e),
-        Err(e) => {
-            tracing::warn!(error = %e, "refusing a proposal");
-            None
-        }
-    }
-}
-
-/// Commits a decided block: the checked execution when we have it, else (a block
-/// fetched while catching up) executes it first. Returns its transaction ids.
-fn commit_block(
-    shared: &crate::node::Shared,
-    checked: Option<ExecutedBlock>,
-    block: &[u8],
-    certificate: &tracechain_consensus::CommitCertificate,
-) -> Result<Vec<TxId>, String> {
-    let mut chain = shared.chain.lock().unwrap_or_else(|p| p.into_inner());
-    if chain.head().height >= certificate.height {
-        return Ok(Vec::new());
-    }
-    let executed = match checked.filter(|e| e.header.height == chain.head().height + 1) {
-        Some(e) => e,
-        None => {
-            let block = pb::Block::decode(block).map_err(|e| e.to_string())?;
-            chain
-                .check_proposal(block, &|ids| pooled(shared, ids), i64::MAX)
-                .map_err(|e| e.to_string())?
-        }
-    };
-    let tx_ids = executed.tx_ids.clone();
-    let height = executed.header.height;
-    chain
-        .commit(executed, certificate)
-        .map_err(|e| e.to_string())?;
-    drop(chain);
-    shared.chain_written.notify_all();
-    if let Ok(mut m) = shared.mempool.lock() {
-        m.committed(height, &tx_ids);
-    }
-    Ok(tx_ids)
-}
-
-/// A block-sync answer: committed blocks `from..=to`, bounded in count and bytes.
-fn serve_blocks(store: &tracechain_storage::Store, from: u64, to: u64) -> Vec<u8> {
-    let mut range = pb::BlockRange::default();
-    let mut bytes = 0usize;
-    let last = to.min(from.saturating_add(MAX_SYNC_BLOCKS - 1));
-    for h in from..=last {
-        let Ok(Some(raw)) = store.block(h) else { break };
-        bytes += raw.len();
-        if bytes > MAX_SYNC_BYTES && !range.blocks.is_empty() {
-            break;
-        }
-        match pb::CommittedBlock::decode(raw.as_slice()) {
-            Ok(b) => range.blocks.push(b),
-            Err(_) => break,
-        }
-    }
-    range.encode_to_vec()
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pre_prepares_only_from_their_author_votes_from_anyone() {
-        use tracechain_consensus::{Message, PrePrepare};
-        let pre_prepare = Message::PrePrepare(PrePrepare {
-            view: 0,
-            height: 1,
-            block_hash: [0; 32],
-            block: Vec::new(),
-            from: ReplicaId(0),
-            signature: ed25519_dalek::Signature::from_bytes(&[0; 64]),
-        });
-        assert!(from_whom_it_names(&pre_prepare, ReplicaId(0)));
-        assert!(!from_whom_it_names(&pre_prepare, ReplicaId(2)));
-        // Votes carry everything they sign, so they may be relayed.
-        let prepare = Message::Prepare(tracechain_consensus::Vote {
-            view: 0,
-            height: 1,
-            block_hash: [0; 32],
-            from: ReplicaId(0),
-            signature: ed25519_dalek::Signature::from_bytes(&[0; 64]),
-        });
-        assert!(from_whom_it_names(&prepare, ReplicaId(2)));
-    }
-
-    #[test]
-    fn a_block_hashes_as_its_header_without_decoding_its_transactions() {
-        let header = pb::BlockHeader {
-            height: 7,
-            ..Default::default()
-        }
-        .encode_to_vec();
-        let block = pb::Block {
-            header: header.clone(),
-            txs: vec![pb::SignedTx::default(); 3],
-        }
-        .encode_to_vec();
-        assert_eq!(
-            block_hash_of(&block),
-            Some(*blake3::hash(&header).as_bytes())
-        );
-        // Same as hashing the header of the fully decoded block.
-        let decoded = pb::Block::decode(block.as_slice()).expect("decodes");
-        assert_eq!(
-            block_hash_of(&block),
-            Some(*blake3::hash(&decoded.header).as_bytes())
-        );
-        // Bytes that are not a block have no hash.
-        assert_eq!(block_hash_of(&[0x0a, 0xff]), None);
-    }
-
-    /// The network may deliver several pushed batches concatenated (tracechain-p2p's
-    /// `push_txs`); protobuf decodes a concatenation as the merge, so the transactions come
-    /// out as one batch, in order.
-    #[test]
-    fn concatenated_batches_decode_as_one_batch_in_order() {
-        let tx = |n: u8| pb::SignedTx {
-            body: vec![n; 3],
-            signature: vec![n],
-        };
-        let a = pb::TxBatch {
-            txs: vec![tx(1), tx(2)],
-        };
-        let b = pb::TxBatch { txs: vec![tx(3)] };
-        let joined = [a.encode_to_vec(), b.encode_to_vec()].concat();
-        let batch = pb::TxBatch::decode(joined.as_slice()).expect("decodes");
-        assert_eq!(batch.txs, vec![tx(1), tx(2), tx(3)]);
-    }
-}
+mod tests;
