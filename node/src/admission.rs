@@ -7,10 +7,10 @@
 //! transactions is background work next to executing, voting on and writing the
 //! block under decision, which every transaction already admitted waits for. With four
 //! members on two cores, checks at normal priority stretched every consensus round
-//! several times over (docs/PERFORMANCE.md). Depends on `tx`, `mempool` (through the
-//! node's shared state) and the store.
+//! several times over (docs/PERFORMANCE.md). Depends on `tx`, `mempool` and the store,
+//! which it is handed in a [`Gate`]; it knows nothing of the node that runs it.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Mutex};
 
 use prost::Message as _;
 use thread_priority::{ThreadPriority, ThreadPriorityValue};
@@ -19,7 +19,8 @@ use tracechain_storage::Store;
 
 use crate::{
     ledger::state,
-    node::{Shared, lock},
+    locks::lock,
+    mempool::Mempool,
     tx::{self, CheckedTx, SignerKind, TxError, TxId},
 };
 
@@ -90,6 +91,19 @@ pub(crate) fn pool() -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
         .build()
 }
 
+/// What admission reads: the chain, the mempool and its bound for clients, committed
+/// state.
+pub(crate) struct Gate<'a> {
+    /// The chain id every transaction must name.
+    pub(crate) chain_id: &'a str,
+    /// The pool: duplicates, room, the commit mark.
+    pub(crate) mempool: &'a Mutex<Mempool>,
+    /// Most pending transactions a client may add to (peers: the pool's capacity).
+    pub(crate) client_bound: usize,
+    /// Committed state, for [`precheck`].
+    pub(crate) store: &'a Store,
+}
+
 /// The admission checks of a submission, cheapest first, so that what can be refused
 /// without a signature check is (a replayed, stale or duplicate transaction, or one that
 /// finds the mempool full, costs a lookup, not a verification): stateless decoding; one
@@ -98,11 +112,11 @@ pub(crate) fn pool() -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
 /// mempool's [commit mark](crate::mempool::Mempool::commit_mark) read before committed
 /// state was: whoever pools the outcomes must check the blocks committed since.
 pub(crate) fn check(
-    shared: &Shared,
+    gate: &Gate<'_>,
     origin: Origin,
     txs: Vec<pb::SignedTx>,
 ) -> (u64, Vec<Result<CheckedTx, AdmissionError>>) {
-    let chain_id = shared.genesis.chain_id();
+    let chain_id = gate.chain_id;
     let mut out: Vec<Result<CheckedTx, AdmissionError>> = Vec::with_capacity(txs.len());
     let mut candidates: Vec<(usize, tx::UnverifiedTx)> = Vec::with_capacity(txs.len());
     for t in txs {
@@ -117,11 +131,11 @@ pub(crate) fn check(
     }
     let mark;
     {
-        let pool = lock(&shared.mempool);
+        let pool = lock(gate.mempool);
         mark = pool.commit_mark();
         let (mut room, capacity) = match origin {
             Origin::Client => {
-                let bound = shared.config.mempool_max_txs;
+                let bound = gate.client_bound;
                 (bound.saturating_sub(pool.len()), bound)
             }
             Origin::Peer => (pool.room(), pool.capacity()),
@@ -142,7 +156,7 @@ pub(crate) fn check(
             false
         });
     }
-    let verdicts = precheck(&shared.store, candidates.iter().map(|(_, u)| u));
+    let verdicts = precheck(gate.store, candidates.iter().map(|(_, u)| u));
     let mut verdicts = verdicts.into_iter();
     candidates.retain(|(slot, _)| match verdicts.next() {
         Some(Ok(())) => true,

@@ -31,6 +31,7 @@ use tracechain_proto::v1 as pb;
 
 use crate::{
     chain::ExecutedBlock,
+    locks::lock,
     node::{Admitted, Node, Origin},
     tx::TxId,
     wire,
@@ -65,7 +66,7 @@ const ADMITTED_QUEUE: usize = 256;
 /// Target size of one pushed batch of transactions.
 const TX_BATCH_BYTES: usize = 256 * 1024;
 
-/// Why the consortium driver cannot start.
+/// Why the consortium driver cannot start, or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsortiumError {
     /// Configuration does not fit the genesis.
@@ -77,6 +78,17 @@ pub enum ConsortiumError {
     /// The consensus state could not be restored.
     #[error("consensus: {0}")]
     Consensus(String),
+    /// The replica cannot go on safely: its state could not be persisted before a message
+    /// that depends on it (sending anyway could make a restarted replica sign twice), or a
+    /// block consensus decided could not be written (going on would diverge). The node
+    /// stops; a restart resumes from the store and catches up.
+    #[error("{what}: {reason}; the node stops (a restart resumes from the store)")]
+    Fatal {
+        /// What could not be done.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Storage(#[from] tracechain_storage::StorageError),
@@ -251,7 +263,7 @@ async fn replicate(
 
     // Resume from the chain head and the persisted replica state.
     let head = {
-        let chain = shared.chain.lock().unwrap_or_else(|p| p.into_inner());
+        let chain = lock(&shared.chain);
         head_of(&chain).map_err(|e| ConsortiumError::Consensus(e.to_string()))?
     };
     let config = Config::new(
@@ -294,7 +306,7 @@ async fn replicate(
         checking: Vec::new(),
     };
     tracing::info!(member = %shared.config.member_id, replica = %me, "consortium driver started");
-    d.feed(Input::Start).await;
+    d.feed(Input::Start).await?;
     // The primary proposes as soon as it is asked when transactions wait (whatever
     // arrived while the previous block was decided: block size follows the load), but
     // not sooner than `min_block_interval` after its previous proposal: under light load
@@ -307,13 +319,7 @@ async fn replicate(
     let spacing = shared.config.min_block_interval;
     loop {
         let next_timer = d.timers.values().map(|(at, _)| *at).min();
-        let waiting = d
-            .node
-            .shared
-            .mempool
-            .lock()
-            .map(|m| !m.is_empty())
-            .unwrap_or(false);
+        let waiting = !lock(&d.node.shared.mempool).is_empty();
         // Not before our own commit of the previous height is written: the proposal is
         // built on it, and its transactions must have left the mempool.
         let head = *d.node.shared.head.borrow();
@@ -330,10 +336,10 @@ async fn replicate(
             });
         tokio::select! {
             _ = shutdown.changed() => break,
-            Some(ev) = events.recv() => d.handle_network(ev).await,
-            Some(done) = done_rx.recv() => d.handle_done(done).await,
-            Some(a) = admitted_rx.recv() => d.handle_admitted(a).await,
-            _ = sleep_until(next_timer) => d.fire_timers().await,
+            Some(ev) = events.recv() => d.handle_network(ev).await?,
+            Some(done) = done_rx.recv() => d.handle_done(done).await?,
+            Some(a) = admitted_rx.recv() => d.handle_admitted(a).await?,
+            _ = sleep_until(next_timer) => d.fire_timers().await?,
             _ = sleep_until(proposal_due) => d.propose(),
         }
     }
@@ -410,10 +416,12 @@ async fn sleep_until(at: Option<Instant>) {
 impl Driver {
     /// Feeds one input and carries out the outputs, in order; inputs produced while
     /// carrying them out are fed after.
-    async fn feed(&mut self, input: Input) {
+    /// A fatal failure stops at once: no later output of the same step is carried out
+    /// (a `Send` after a failed `Persist` must never leave).
+    async fn feed(&mut self, input: Input) -> Result<(), ConsortiumError> {
         let (view, mode) = (self.replica.view(), self.replica.mode());
         for output in self.replica.handle(input) {
-            self.carry_out(output).await;
+            self.carry_out(output).await?;
         }
         if (view, mode) != (self.replica.view(), self.replica.mode()) {
             tracing::info!(
@@ -423,11 +431,12 @@ impl Driver {
                 "consensus view"
             );
         }
+        Ok(())
     }
 
-    async fn carry_out(&mut self, output: Output) {
+    async fn carry_out(&mut self, output: Output) -> Result<(), ConsortiumError> {
         match output {
-            Output::Persist(state) => self.persist(&state).await,
+            Output::Persist(state) => return self.persist(&state).await,
             Output::Send { to, message } => self.send(to, &message).await,
             Output::Broadcast(message) => {
                 if let Err(e) = self.net.broadcast(wire::encode_message(&message)).await {
@@ -454,19 +463,28 @@ impl Driver {
                 self.timers.insert(timer_slot(&timer), (at, timer));
             }
         }
+        Ok(())
     }
 
     /// Writes the replica's state, synced, before anything that depends on it is sent.
-    async fn persist(&self, state: &tracechain_consensus::PersistentState) {
+    async fn persist(
+        &self,
+        state: &tracechain_consensus::PersistentState,
+    ) -> Result<(), ConsortiumError> {
         let store = self.node.shared.store.clone();
         let bytes = wire::encode_state(state);
         let written =
             tokio::task::spawn_blocking(move || store.put_consensus(STATE_KEY, &bytes)).await;
-        if !matches!(written, Ok(Ok(()))) {
-            // Sending without a durable record could make a restarted replica sign twice.
-            tracing::error!("cannot persist consensus state; stopping the process");
-            std::process::exit(70);
-        }
+        let reason = match written {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        // Sending without a durable record could make a restarted replica sign twice.
+        Err(ConsortiumError::Fatal {
+            what: "cannot persist the consensus state",
+            reason,
+        })
     }
 
     async fn send(&self, to: ReplicaId, message: &tracechain_consensus::Message) {
@@ -478,17 +496,17 @@ impl Driver {
         }
     }
 
-    async fn handle_network(&mut self, ev: NetworkEvent) {
+    async fn handle_network(&mut self, ev: NetworkEvent) -> Result<(), ConsortiumError> {
         match ev {
             NetworkEvent::Consensus { from, bytes } => {
                 let Some(&sender) = self.by_peer.get(&from) else {
-                    return;
+                    return Ok(());
                 };
                 match wire::decode_message(&bytes) {
                     Ok(m) if !from_whom_it_names(&m, sender) => {
                         tracing::warn!(%from, claimed = %m.from(), "consensus message relayed where only its author may send it")
                     }
-                    Ok(m) => self.feed(Input::Message(m)).await,
+                    Ok(m) => self.feed(Input::Message(m)).await?,
                     Err(e) => tracing::warn!(%from, error = %e, "malformed consensus message"),
                 }
             }
@@ -509,17 +527,18 @@ impl Driver {
             }
             NetworkEvent::PeerConnected { .. } | NetworkEvent::PeerDisconnected { .. } => {}
         }
+        Ok(())
     }
 
-    async fn handle_admitted(&mut self, a: Admitted) {
+    async fn handle_admitted(&mut self, a: Admitted) -> Result<(), ConsortiumError> {
         if a.origin == Origin::Client {
             push(&self.net, &a.txs).await;
         }
         self.feed(Input::TxsSeen(a.txs.iter().map(|tx| tx.id.0).collect()))
-            .await;
+            .await
     }
 
-    async fn fire_timers(&mut self) {
+    async fn fire_timers(&mut self) -> Result<(), ConsortiumError> {
         let now = Instant::now();
         let due: Vec<u8> = self
             .timers
@@ -529,9 +548,10 @@ impl Driver {
             .collect();
         for k in due {
             if let Some((_, timer)) = self.timers.remove(&k) {
-                self.feed(Input::TimerFired(timer)).await;
+                self.feed(Input::TimerFired(timer)).await?;
             }
         }
+        Ok(())
     }
 
     /// Builds the owed proposal from the mempool (empty if nothing waits: a heartbeat
@@ -545,12 +565,9 @@ impl Driver {
         let done = self.done_tx.clone();
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            let batch = shared
-                .mempool
-                .lock()
-                .map(|m| m.batch(shared.config.max_block_txs, shared.config.max_block_bytes))
-                .unwrap_or_default();
-            let chain = shared.chain.lock().unwrap_or_else(|p| p.into_inner());
+            let batch = lock(&shared.mempool)
+                .batch(shared.config.max_block_txs, shared.config.max_block_bytes);
+            let chain = lock(&shared.chain);
             let msg = if chain.head().height + 1 != height {
                 Done::Failed(format!(
                     "proposal for {height} but the head is {}",
@@ -693,7 +710,7 @@ impl Driver {
         });
     }
 
-    async fn handle_done(&mut self, done: Done) {
+    async fn handle_done(&mut self, done: Done) -> Result<(), ConsortiumError> {
         match done {
             Done::Validated {
                 height,
@@ -712,7 +729,7 @@ impl Driver {
                     block_hash,
                     valid,
                 })
-                .await;
+                .await?;
                 // A decided block may have waited for this check.
                 self.next_commit();
             }
@@ -730,7 +747,7 @@ impl Driver {
                     block,
                     block_hash,
                 })
-                .await;
+                .await?;
             }
             Done::Committed { height, tx_ids } => {
                 self.commit_busy = false;
@@ -738,18 +755,21 @@ impl Driver {
                 tracing::info!(height, txs = tx_ids.len(), "committed block");
                 self.node.shared.head.send_replace(height);
                 self.feed(Input::TxsCommitted(tx_ids.iter().map(|t| t.0).collect()))
-                    .await;
+                    .await?;
                 self.next_commit();
             }
-            Done::Fetched(blocks) => self.feed(Input::FetchedBlocks(blocks)).await,
+            Done::Fetched(blocks) => self.feed(Input::FetchedBlocks(blocks)).await?,
             Done::Failed(e) => tracing::warn!(error = %e, "consortium work failed"),
-            Done::CommitFailed(e) => {
+            Done::CommitFailed(reason) => {
                 // A block consensus decided could not be written: stop rather than
                 // diverge; a restart resumes from the store and catches up.
-                tracing::error!(error = %e, "cannot commit a decided block; stopping the process");
-                std::process::exit(70);
+                return Err(ConsortiumError::Fatal {
+                    what: "cannot commit a decided block",
+                    reason,
+                });
             }
         }
+        Ok(())
     }
 
     fn keep_checked(&mut self, e: ExecutedBlock) {

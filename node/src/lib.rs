@@ -10,6 +10,7 @@ pub mod chain;
 pub mod cli;
 pub mod consortium;
 pub mod loadgen;
+mod locks;
 pub mod mempool;
 pub mod node;
 pub mod wire;

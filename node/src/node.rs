@@ -24,6 +24,7 @@ use crate::{
     chain::{Chain, ChainError, decode_block},
     genesis::Genesis,
     ledger::state,
+    locks::lock,
     mempool::{Mempool, MempoolError, SinceMark},
     tx::{CheckedTx, TxId},
 };
@@ -160,6 +161,18 @@ pub(crate) struct Shared {
     pub(crate) admission: rayon::ThreadPool,
 }
 
+impl Shared {
+    /// What admission reads of this node.
+    pub(crate) fn gate(&self) -> admission::Gate<'_> {
+        admission::Gate {
+            chain_id: self.genesis.chain_id(),
+            mempool: &self.mempool,
+            client_bound: self.config.mempool_max_txs,
+            store: &self.store,
+        }
+    }
+}
+
 /// Transactions that entered the mempool together (one submission, or one pushed
 /// batch), announced to the consortium driver as one item.
 #[derive(Debug, Clone)]
@@ -183,11 +196,6 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding the lock is a bug; keep serving rather than cascade.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
@@ -343,7 +351,7 @@ impl Node {
         let checked = blocking(move || {
             shared
                 .admission
-                .install(|| admission::check(&shared, origin, txs))
+                .install(|| admission::check(&shared.gate(), origin, txs))
         })
         .await;
         let (mark, checked) = match checked {

@@ -141,11 +141,17 @@ pub(crate) async fn shutdown_signal() {
     }
 }
 
-/// Starts a node's producer and API; returns the bound address and a stop handle.
+/// Starts a node's producer and API; returns the bound address, a stop handle, and the
+/// task that ends when both have stopped: with the consortium driver's error if the
+/// driver stopped by itself (then it has stopped the API too, in order).
 pub(crate) async fn start(
     node: Node,
     listen: SocketAddr,
-) -> anyhow::Result<(SocketAddr, watch::Sender<bool>, tokio::task::JoinHandle<()>)> {
+) -> anyhow::Result<(
+    SocketAddr,
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+)> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
@@ -155,13 +161,21 @@ pub(crate) async fn start(
     // (and an observer follows it).
     let solo = node.genesis().validators().n() == 1 && !node.is_observer();
     let producer = if solo {
-        tokio::spawn(node.clone().run_producer(stopped.clone()))
-    } else {
-        let (node, stopped) = (node.clone(), stopped.clone());
+        let producing = node.clone().run_producer(stopped.clone());
         tokio::spawn(async move {
-            if let Err(e) = crate::consortium::run(node, stopped).await {
-                tracing::error!(error = %e, "consortium driver stopped");
+            producing.await;
+            Ok(())
+        })
+    } else {
+        let (node, stopped, stop) = (node.clone(), stopped.clone(), stop.clone());
+        tokio::spawn(async move {
+            let result = crate::consortium::run(node, stopped).await;
+            if let Err(e) = &result {
+                // Nothing orders this node's blocks any more: stop serving, in order.
+                tracing::error!(error = %e, "consortium driver stopped; stopping the node");
+                let _ = stop.send(true);
             }
+            result.map_err(anyhow::Error::from)
         })
     };
     let mut api_stop = stopped;
@@ -177,8 +191,9 @@ pub(crate) async fn start(
         }
     });
     let joined = tokio::spawn(async move {
-        let _ = producer.await;
+        let produced = producer.await;
         let _ = server.await;
+        produced.map_err(|e| anyhow::anyhow!("block producer task: {e}"))?
     });
     Ok((addr, stop, joined))
 }
@@ -242,10 +257,17 @@ pub(super) async fn run(a: RunArgs) -> anyhow::Result<()> {
         data_dir = %data_dir.display(),
         "node started"
     );
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    let _ = stop.send(true);
-    let _ = joined.await;
+    let mut joined = joined;
+    let outcome = tokio::select! {
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            let _ = stop.send(true);
+            (&mut joined).await
+        }
+        // The driver stopped by itself (a fatal fault) and stopped the node.
+        ended = &mut joined => ended,
+    };
+    let outcome = outcome.map_err(|e| anyhow::anyhow!("node task: {e}"))?;
     tracing::info!("stopped");
-    Ok(())
+    outcome
 }

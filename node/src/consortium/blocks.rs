@@ -13,6 +13,7 @@ use super::now_ms;
 
 use crate::{
     chain::{Chain, ChainError, ExecutedBlock},
+    locks::lock,
     tx::{CheckedTx, TxId},
 };
 
@@ -46,10 +47,8 @@ pub(super) fn head_of(chain: &Chain) -> Result<ChainHead, ChainError> {
 
 /// The pooled (already verified) transactions among `ids`, under one mempool lock.
 pub(super) fn pooled(shared: &crate::node::Shared, ids: &[TxId]) -> Vec<Option<Arc<CheckedTx>>> {
-    match shared.mempool.lock() {
-        Ok(pool) => ids.iter().map(|id| pool.get(id)).collect(),
-        Err(_) => Vec::new(),
-    }
+    let pool = lock(&shared.mempool);
+    ids.iter().map(|id| pool.get(id)).collect()
 }
 
 /// Longest a proposal check waits for the write of the block before it.
@@ -70,7 +69,7 @@ pub(super) fn check_block(
 ) -> Option<ExecutedBlock> {
     let block = pb::Block::decode(block).ok()?;
     let skew = i64::try_from(shared.genesis.file.max_clock_skew_ms).unwrap_or(i64::MAX);
-    let chain = shared.chain.lock().unwrap_or_else(|p| p.into_inner());
+    let chain = lock(&shared.chain);
     let (chain, _) = shared
         .chain_written
         .wait_timeout_while(chain, CHECK_WAITS_FOR_WRITE, |c| {
@@ -98,7 +97,7 @@ pub(super) fn commit_block(
     block: &[u8],
     certificate: &tracechain_consensus::CommitCertificate,
 ) -> Result<Vec<TxId>, String> {
-    let mut chain = shared.chain.lock().unwrap_or_else(|p| p.into_inner());
+    let mut chain = lock(&shared.chain);
     if chain.head().height >= certificate.height {
         return Ok(Vec::new());
     }
@@ -118,8 +117,6 @@ pub(super) fn commit_block(
         .map_err(|e| e.to_string())?;
     drop(chain);
     shared.chain_written.notify_all();
-    if let Ok(mut m) = shared.mempool.lock() {
-        m.committed(height, &tx_ids);
-    }
+    lock(&shared.mempool).committed(height, &tx_ids);
     Ok(tx_ids)
 }

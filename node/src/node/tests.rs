@@ -107,13 +107,13 @@ async fn a_transaction_committed_while_it_was_checked_does_not_go_back_into_the_
     let first = register(&admin, 1);
     // A pushed copy's admission checks committed state and signatures (mark 0)...
     let (stale_mark, stale_checks) =
-        admission::check(&node.shared, Origin::Peer, vec![first.clone()]);
+        admission::check(&node.shared.gate(), Origin::Peer, vec![first.clone()]);
     assert!(stale_checks[0].is_ok(), "{stale_checks:?}");
-    let (_, stale_again) = admission::check(&node.shared, Origin::Peer, vec![first.clone()]);
+    let (_, stale_again) = admission::check(&node.shared.gate(), Origin::Peer, vec![first.clone()]);
     // ... while the client's own copy is pooled and committed in block 1.
     assert!(node.submit(vec![first.clone()]).await[0].is_ok());
     let second = register(&admin, 2);
-    let (mark, checks) = admission::check(&node.shared, Origin::Peer, vec![second]);
+    let (mark, checks) = admission::check(&node.shared.gate(), Origin::Peer, vec![second]);
     assert_eq!(mark, 0);
     assert_eq!(node.produce_block().await, Ok(Some(1)));
     // The late insert of the committed one is refused (the pool remembers block 1);
