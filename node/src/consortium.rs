@@ -487,11 +487,14 @@ impl Driver {
         })
     }
 
+    /// Sends without waiting for the peer's acknowledgement, as broadcasts are: a member
+    /// that withholds acknowledgements must not hold this task (and with it the node's
+    /// consensus) for the request timeout each time it is helped to catch up.
     async fn send(&self, to: ReplicaId, message: &tracechain_consensus::Message) {
         let Some(Some(peer)) = self.peers.get(to.0 as usize) else {
             return;
         };
-        if let Err(e) = self.net.send(*peer, wire::encode_message(message)).await {
+        if let Err(e) = self.net.post(*peer, wire::encode_message(message)).await {
             tracing::debug!(%to, error = %e, "consensus send failed; retransmission covers it");
         }
     }

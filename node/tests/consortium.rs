@@ -45,6 +45,17 @@ async fn consortium_with(
     observers: &[[u8; 32]],
     tweak: impl Fn(&mut NodeConfig),
 ) -> (Vec<Member>, Genesis) {
+    consortium_started(n, n, observers, tweak).await
+}
+
+/// A consortium of `n` validators of which the first `started` run a node (member `i`'s
+/// node key is the 32 bytes `i + 1`).
+async fn consortium_started(
+    n: usize,
+    started: usize,
+    observers: &[[u8; 32]],
+    tweak: impl Fn(&mut NodeConfig),
+) -> (Vec<Member>, Genesis) {
     let ids: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
     let node_keys: Vec<ed25519_dalek::SigningKey> = (0..n)
         .map(|i| ed25519_dalek::SigningKey::from_bytes(&[i as u8 + 1; 32]))
@@ -70,7 +81,7 @@ async fn consortium_with(
     })
     .expect("genesis");
     let mut members = Vec::new();
-    for (i, admin) in admins.into_iter().enumerate() {
+    for (i, admin) in admins.into_iter().enumerate().take(started) {
         let dir = tempfile::tempdir().expect("dir");
         let mut config = NodeConfig::new(dir.path().join("db"), ids[i].clone());
         config.block_interval = Duration::from_millis(50);
@@ -397,5 +408,188 @@ async fn the_primary_spaces_its_proposals_and_blocks_gather_the_trickle() {
         }
     }
 
+    stop_all(members).await;
+}
+
+/// A member whose node accepts connections and consensus messages but never acknowledges
+/// one, and keeps sending prepares for height 1 (long committed), which makes every
+/// other replica help it catch up with a direct send.
+mod withholding {
+    use std::time::Duration;
+
+    use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+    use libp2p::{
+        Multiaddr, PeerId, StreamProtocol, SwarmBuilder, identity, noise,
+        request_response::{self, ProtocolSupport},
+        swarm::SwarmEvent,
+        tcp, yamux,
+    };
+    use tracechain_consensus::{Message, ReplicaId, Vote};
+
+    /// `/tracechain/consensus/1` framing: a 4-byte big-endian length, then the message;
+    /// the answer is one status byte.
+    #[derive(Clone, Default)]
+    struct Frames;
+
+    impl request_response::Codec for Frames {
+        type Protocol = StreamProtocol;
+        type Request = Vec<u8>;
+        type Response = ();
+
+        async fn read_request<T>(
+            &mut self,
+            _: &StreamProtocol,
+            io: &mut T,
+        ) -> std::io::Result<Vec<u8>>
+        where
+            T: AsyncRead + Unpin + Send,
+        {
+            let mut len = [0u8; 4];
+            io.read_exact(&mut len).await?;
+            let mut body = vec![0; u32::from_be_bytes(len).min(32 << 20) as usize];
+            io.read_exact(&mut body).await?;
+            Ok(body)
+        }
+
+        async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<()>
+        where
+            T: AsyncRead + Unpin + Send,
+        {
+            let mut status = [0u8; 1];
+            io.read_exact(&mut status).await
+        }
+
+        async fn write_request<T>(
+            &mut self,
+            _: &StreamProtocol,
+            io: &mut T,
+            body: Vec<u8>,
+        ) -> std::io::Result<()>
+        where
+            T: AsyncWrite + Unpin + Send,
+        {
+            io.write_all(&(body.len() as u32).to_be_bytes()).await?;
+            io.write_all(&body).await
+        }
+
+        async fn write_response<T>(
+            &mut self,
+            _: &StreamProtocol,
+            io: &mut T,
+            (): (),
+        ) -> std::io::Result<()>
+        where
+            T: AsyncWrite + Unpin + Send,
+        {
+            io.write_all(&[0]).await
+        }
+    }
+
+    /// Runs the member with node secret key `secret` as replica `me` on `addr` until the
+    /// task is aborted.
+    pub async fn run(secret: [u8; 32], me: ReplicaId, addr: Multiaddr) {
+        let keypair = identity::Keypair::ed25519_from_bytes(secret).expect("key");
+        let behaviour = request_response::Behaviour::with_codec(
+            Frames,
+            [(
+                StreamProtocol::new("/tracechain/consensus/1"),
+                ProtocolSupport::Full,
+            )],
+            request_response::Config::default().with_request_timeout(Duration::from_secs(600)),
+        );
+        let mut swarm = SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .expect("transport")
+            .with_behaviour(|_| behaviour)
+            .expect("behaviour")
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(600)))
+            .build();
+        swarm.listen_on(addr).expect("listen");
+        // A vote for height 1: stale for everyone, so it is answered before its signature
+        // is even looked at.
+        let stale = tracechain_node::wire::encode_message(&Message::Prepare(Vote {
+            view: 0,
+            height: 1,
+            block_hash: [0; 32],
+            from: me,
+            signature: ed25519_dalek::Signature::from_bytes(&[0; 64]),
+        }));
+        let mut peers: Vec<PeerId> = Vec::new();
+        // Requests never answered: holding their channels keeps their streams open.
+        let mut withheld = Vec::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                event = swarm.select_next_some() => match event {
+                    SwarmEvent::ConnectionEstablished { peer_id, .. } if !peers.contains(&peer_id) => {
+                        peers.push(peer_id)
+                    }
+                    SwarmEvent::Behaviour(request_response::Event::Message {
+                        message: request_response::Message::Request { channel, .. },
+                        ..
+                    }) => withheld.push(channel),
+                    _ => {}
+                },
+                _ = tick.tick() => {
+                    for peer in &peers {
+                        swarm.behaviour_mut().send_request(peer, stale.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_that_never_acknowledges_stalls_no_one() {
+    // m3 is the withholding member; m0..m2 are honest and commit without it (n = 4, f = 1).
+    let (members, genesis) = consortium_started(4, 3, &[], |_| {}).await;
+    let address = &genesis.member("m3").expect("m3").address;
+    let (host, port) = address.rsplit_once(':').expect("host:port");
+    let addr = format!("/ip4/{host}/tcp/{port}")
+        .parse()
+        .expect("multiaddr");
+    let withholder = tokio::spawn(withholding::run(
+        [4; 32],
+        tracechain_consensus::ReplicaId(3),
+        addr,
+    ));
+    let all: Vec<&Member> = members.iter().collect();
+    let first = members[0]
+        .node
+        .submit(vec![register(&members[0], 1)])
+        .await
+        .remove(0)
+        .expect("admitted");
+    wait_all(&all, first).await;
+
+    // Each honest replica now sends m3 a Status, directly, to help it catch up; m3 never
+    // acknowledges. Commits must go on at their usual pace: a host that waited for the
+    // acknowledgement would stall for the request timeout (10 s) each time.
+    let mut slowest = Duration::ZERO;
+    for seq in 2..=16u64 {
+        let m = &members[seq as usize % 3];
+        let started = std::time::Instant::now();
+        let id = m
+            .node
+            .submit(vec![register(m, seq)])
+            .await
+            .remove(0)
+            .expect("admitted");
+        wait_all(&all, id).await;
+        slowest = slowest.max(started.elapsed());
+    }
+    eprintln!("slowest submit-to-commit on all three: {slowest:?}");
+    assert!(
+        slowest < Duration::from_secs(4),
+        "a commit took {slowest:?} while a member withheld acknowledgements"
+    );
+    same_chain(&all).await;
+    withholder.abort();
     stop_all(members).await;
 }

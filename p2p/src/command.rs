@@ -21,6 +21,11 @@ pub(crate) enum Command {
         bytes: Vec<u8>,
         reply: oneshot::Sender<Result<(), NetworkError>>,
     },
+    Post {
+        to: PeerId,
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
     Broadcast {
         bytes: Vec<u8>,
         reply: oneshot::Sender<Result<usize, NetworkError>>,

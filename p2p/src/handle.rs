@@ -56,6 +56,17 @@ impl NetworkHandle {
             .await?
     }
 
+    /// Sends a consensus message directly to a member **without** waiting for its
+    /// acknowledgement, as [`broadcast`](Self::broadcast) does: returns once the message is
+    /// queued on the connection. An error says only that it could not be queued (not a
+    /// member, too large, the network stopped); a delivery that fails later is logged. A
+    /// consensus host uses this, so that a member that never acknowledges cannot hold it
+    /// up for the request timeout each time it is sent something.
+    pub async fn post(&self, to: PeerId, bytes: Vec<u8>) -> Result<(), NetworkError> {
+        self.call(|reply| Command::Post { to, bytes, reply })
+            .await?
+    }
+
     /// Sends a consensus message to every connected member without waiting for
     /// acknowledgements; returns how many members it was sent to.
     pub async fn broadcast(&self, bytes: Vec<u8>) -> Result<usize, NetworkError> {

@@ -38,6 +38,18 @@ impl SwarmTask {
         Ok(())
     }
 
+    /// Queues a direct message without a waiter for its acknowledgement.
+    pub(super) fn post(&mut self, to: PeerId, bytes: Vec<u8>) -> Result<(), NetworkError> {
+        self.check_direct(&to, bytes.len())?;
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .consensus
+            .send_request(&to, bytes);
+        self.pending_sends.insert(id, None);
+        Ok(())
+    }
+
     pub(super) fn broadcast(&mut self, bytes: Vec<u8>) -> Result<usize, NetworkError> {
         check_size(bytes.len(), self.limits.max_message_bytes)?;
         let members = self.connected_members();
@@ -141,7 +153,7 @@ impl SwarmTask {
             Some(Some(waiter)) => drop(waiter.send(result)),
             Some(None) => {
                 if let Err(e) = result {
-                    debug!(%peer, error = %e, "broadcast message not delivered");
+                    debug!(%peer, error = %e, "posted or broadcast message not delivered");
                 }
             }
             None => {}

@@ -213,6 +213,7 @@ impl SwarmTask {
             Command::ListenAddrs { reply } => self.handle_listen_addrs(reply),
             Command::PushTxs { bytes, reply } => drop(reply.send(self.push_txs(bytes))),
             Command::Send { to, bytes, reply } => self.handle_send(to, bytes, reply),
+            Command::Post { to, bytes, reply } => drop(reply.send(self.post(to, bytes))),
             Command::Broadcast { bytes, reply } => drop(reply.send(self.broadcast(bytes))),
             Command::RequestBlocks {
                 peer,
