@@ -36,6 +36,12 @@ const MAX_COALESCED_BYTES: usize = 1024 * 1024;
 /// Pause before a batch the member answered busy is sent again.
 pub(super) const BUSY_RETRY: Duration = Duration::from_millis(20);
 
+/// Times in a row a push in flight may fail with an I/O error and be sent again before it
+/// is dropped. A connection that breaks mid-stream (a member paused and resumed, a link
+/// replaced) fails the push in flight this way, and the next attempt goes through; a
+/// member that fails every attempt must not hold up its queue for ever.
+pub(super) const MAX_PUSH_IO_RETRIES: u32 = 8;
+
 /// The batches waiting for one member, oldest first; the first `in_flight.1` are in flight
 /// (sent concatenated as one request) or waiting to be sent again.
 #[derive(Debug, Default)]
@@ -45,6 +51,12 @@ pub(super) struct PushLink {
     in_flight: Option<(OutboundRequestId, usize)>,
     /// A retry of the first batch is scheduled.
     waiting: bool,
+    /// I/O failures of the push in flight, in a row.
+    io_failures: u32,
+    /// After an I/O failure: how many batches the failed request held. The retry carries
+    /// exactly those, so that a batch which keeps failing never takes batches queued later
+    /// down with it when it is finally dropped.
+    resend: Option<usize>,
 }
 
 impl SwarmTask {
@@ -86,8 +98,9 @@ impl SwarmTask {
         }
         let mut count = 0;
         let mut len = 0;
+        let cap = link.resend.unwrap_or(usize::MAX);
         for batch in &link.queue {
-            if count > 0 && len + batch.len() > max {
+            if count == cap || count > 0 && len + batch.len() > max {
                 break;
             }
             count += 1;
@@ -104,6 +117,8 @@ impl SwarmTask {
     /// The batches in flight to `peer` are done with (delivered, or refused for good).
     fn pop_push(&mut self, peer: PeerId) {
         if let Some(link) = self.push_links.get_mut(&peer) {
+            link.io_failures = 0;
+            link.resend = None;
             let count = link.in_flight.take().map_or(0, |(_, count)| count);
             for batch in link.queue.drain(..count) {
                 link.bytes -= batch.len();
@@ -218,9 +233,12 @@ impl SwarmTask {
     }
 
     /// A push that got no answer: sent again after a timeout or a lost connection while the
-    /// member is still connected; dropped (and counted) when the member refused the stream
-    /// (an I/O error: the frame is over its limit) or does not speak the protocol, so that
-    /// it does not hold up the pushes behind it.
+    /// member is still connected, and after an I/O error on the stream (a connection that
+    /// broke mid-stream) up to [`MAX_PUSH_IO_RETRIES`] times in a row; dropped (and
+    /// counted) past that, or when the member does not speak the protocol, so that it does
+    /// not hold up the pushes behind it. (A member refusing a frame over its limit also
+    /// shows as an I/O error, but every member has the same fixed limit and the pusher
+    /// checks it first.)
     fn handle_push_failure(
         &mut self,
         peer: PeerId,
@@ -238,6 +256,16 @@ impl SwarmTask {
         match error {
             F::Timeout | F::ConnectionClosed | F::DialFailure => {
                 debug!(%peer, %error, "transaction push not delivered; sending it again");
+                self.retry_push(peer);
+            }
+            F::Io(_)
+                if self.push_links.get_mut(&peer).is_some_and(|link| {
+                    link.io_failures += 1;
+                    link.resend = link.in_flight.map(|(_, count)| count);
+                    link.io_failures <= MAX_PUSH_IO_RETRIES
+                }) =>
+            {
+                debug!(%peer, %error, "transaction push broke mid-stream; sending it again");
                 self.retry_push(peer);
             }
             _ => {
