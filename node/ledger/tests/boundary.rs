@@ -33,7 +33,8 @@ fn cargo(args: &[&str]) -> std::process::Output {
         .unwrap_or_else(|e| panic!("cargo {args:?}: {e}"));
     assert!(
         out.status.success(),
-        "cargo {args:?} failed:\n{}",
+        "cargo {args:?} failed (for the wasm32 build: `rustup target add \
+         wasm32-unknown-unknown`, which scripts/ensure-deps runs):\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     out
