@@ -15,7 +15,10 @@ use tracechain_consensus::{CommitCertificate, ReplicaId, ValidatorSet, sign_comm
 use tracechain_proto::v1 as pb;
 use tracechain_storage::{BlockCommit, ChainHead, Store};
 
-use tracechain_ledger::{block, certificate};
+use tracechain_ledger::{
+    block::{self, BlockFault},
+    certificate,
+};
 
 use crate::{
     genesis::Genesis,
@@ -41,20 +44,20 @@ pub enum ChainError {
         reason: String,
     },
     /// A proposed or fetched block breaks a rule (the proposer's fault).
-    #[error("invalid block at height {height}: {reason}")]
+    #[error("invalid block at height {height}: {fault}")]
     InvalidBlock {
         /// Height of the block.
         height: u64,
         /// What is wrong.
-        reason: String,
+        fault: BlockFault,
     },
     /// A certificate does not prove the block.
-    #[error("invalid certificate for height {height}: {reason}")]
+    #[error("invalid certificate for height {height}: {error}")]
     InvalidCertificate {
         /// Height.
         height: u64,
         /// Why.
-        reason: String,
+        error: tracechain_consensus::CertificateError,
     },
 }
 
@@ -225,9 +228,9 @@ impl Chain {
         max_time_ms: i64,
     ) -> Result<ExecutedBlock, ChainError> {
         let height = self.head.height + 1;
-        let invalid = |reason: String| ChainError::InvalidBlock { height, reason };
+        let invalid = |fault: BlockFault| ChainError::InvalidBlock { height, fault };
         let header = block::check_header(self.genesis(), &self.head, &block, max_time_ms)
-            .map_err(|e| invalid(e.to_string()))?;
+            .map_err(|e| invalid(e.into()))?;
         // Verify what we have not verified before, in one batch.
         let chain_id = self.genesis().chain_id();
         let ids: Vec<TxId> = block.txs.iter().map(|t| TxId::of_body(&t.body)).collect();
@@ -242,7 +245,7 @@ impl Chain {
                 txs.push(Some(c));
             } else {
                 let u = tx::decode(signed.clone(), chain_id)
-                    .map_err(|e| invalid(format!("transaction {i}: {e}")))?;
+                    .map_err(|error| invalid(BlockFault::Transaction { index: i, error }))?;
                 unverified.push(u);
                 slots.push(i);
                 txs.push(None);
@@ -256,7 +259,8 @@ impl Chain {
             );
         }
         for (slot, result) in slots.into_iter().zip(tx::verify_all(unverified)) {
-            let c = result.map_err(|e| invalid(format!("transaction {slot}: {e}")))?;
+            let c =
+                result.map_err(|error| invalid(BlockFault::Transaction { index: slot, error }))?;
             txs[slot] = Some(Arc::new(c));
         }
         let txs: Vec<Arc<CheckedTx>> = txs.into_iter().flatten().collect();
@@ -271,9 +275,7 @@ impl Chain {
             execution,
         } = self.execute(&txs, proposal)?;
         if built != header {
-            return Err(invalid(
-                "re-execution gives different roots (tx, results or state)".into(),
-            ));
+            return Err(invalid(BlockFault::Roots));
         }
         Ok(ExecutedBlock {
             hash: block::hash(&block.header),
@@ -293,10 +295,7 @@ impl Chain {
         let height = executed.header.height;
         certificate
             .verify_for(&self.validators, height, &executed.hash)
-            .map_err(|e| ChainError::InvalidCertificate {
-                height,
-                reason: e.to_string(),
-            })?;
+            .map_err(|error| ChainError::InvalidCertificate { height, error })?;
         // A transaction repeated from an earlier block (or earlier in this one) keeps
         // its DUPLICATE result in the block, but must not move the index entry of the
         // original: only the first occurrence is indexed.
@@ -381,6 +380,8 @@ pub fn decode_block(bytes: Option<Vec<u8>>) -> Result<Option<pb::CommittedBlock>
 #[cfg(test)]
 mod tests {
     use tracechain_proto::v1::tx_body::Action;
+
+    use tracechain_ledger::block::HeaderError;
 
     use super::*;
     use crate::{
@@ -580,10 +581,22 @@ mod tests {
         ];
         for (name, block) in cases {
             let r = chain.check_proposal(block.clone(), &none, i64::MAX);
-            assert!(
-                matches!(r, Err(ChainError::InvalidBlock { .. })),
-                "{name}: expected InvalidBlock, got {r:?}"
-            );
+            let Err(ChainError::InvalidBlock { height: 1, fault }) = r else {
+                panic!("{name}: expected InvalidBlock at height 1, got {r:?}");
+            };
+            // The fault names its cause, for the replica's log and for tests.
+            let expected = match name {
+                "state commitment" | "results root" | "tx root" | "reordered transactions" => {
+                    matches!(fault, BlockFault::Roots)
+                }
+                "forged signature" => matches!(fault, BlockFault::Transaction { index: 0, .. }),
+                "garbage header" => matches!(fault, BlockFault::Header(HeaderError::Malformed(_))),
+                "dropped transaction" | "tx count" => {
+                    matches!(fault, BlockFault::Header(HeaderError::TxCount))
+                }
+                _ => matches!(fault, BlockFault::Header(_)),
+            };
+            assert!(expected, "{name}: {fault:?}");
         }
         // A time too far ahead of the replica's clock is refused too.
         assert!(chain.check_proposal(good.block.clone(), &none, T0).is_err());

@@ -11,6 +11,14 @@
 //! Wire formats: consensus messages and persisted state through [`crate::wire`]; block
 //! sync answers are `BlockRange`; a client's transactions are pushed to the other members
 //! in batches, as `TxBatch`.
+//!
+//! Sends never wait for the peer's acknowledgement (a member that withholds them must not
+//! hold this task). A fault that makes going on unsafe (the replica's state cannot be
+//! persisted, a decided block cannot be written) ends the task with
+//! [`ConsortiumError::Fatal`], and the node stops in order.
+//!
+//! Rooms: `blocks` (the head, checking proposals, committing), `sync` (block ranges in
+//! and out), `push` (transactions between members).
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},

@@ -11,7 +11,7 @@ use crate::{
     BlockContext, BlockExecution, Ledger, StateError, StateReader,
     genesis::Genesis,
     merkle, state,
-    tx::{CheckedTx, TxId},
+    tx::{CheckedTx, TxError, TxId},
 };
 
 /// The parent a block builds on: the head of the chain.
@@ -135,6 +135,25 @@ pub enum HeaderError {
     /// The proposer is not a member.
     #[error("proposer {0} is not a member")]
     UnknownProposer(String),
+}
+
+/// Why a proposed (or fetched) block is refused: the proposer's fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockFault {
+    /// The header does not follow the parent.
+    #[error(transparent)]
+    Header(#[from] HeaderError),
+    /// A transaction fails the decode point's checks or its signature.
+    #[error("transaction {index}: {error}")]
+    Transaction {
+        /// Its position in the block.
+        index: usize,
+        /// What is wrong with it.
+        error: TxError,
+    },
+    /// Executing the transactions gives other roots than the header's.
+    #[error("re-execution gives different roots (tx, results or state)")]
+    Roots,
 }
 
 /// Decodes a proposed block's header and checks it against `parent`: chain, height,
