@@ -3,7 +3,7 @@
 
 #![forbid(unsafe_code)]
 
-pub mod admission;
+mod admission;
 pub mod api;
 pub mod audit;
 pub mod chain;

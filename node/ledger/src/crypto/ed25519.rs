@@ -155,7 +155,7 @@ pub struct Ed25519Item<'a> {
 pub const ED25519_BATCH: usize = 128;
 
 /// Verifies many Ed25519 signatures; returns one verdict per item, in order, always
-/// equal to what [`verify`] says about that item alone. Items are checked in batches of
+/// equal to what [`verify`](super::verify) says about that item alone. Items are checked in batches of
 /// [`ED25519_BATCH`], batches in parallel on the rayon pool; a batch that fails is
 /// checked one by one, so a bad signature costs its batch a second pass but never
 /// changes a neighbour's verdict.
