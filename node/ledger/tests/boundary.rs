@@ -34,7 +34,7 @@ fn cargo(args: &[&str]) -> std::process::Output {
     assert!(
         out.status.success(),
         "cargo {args:?} failed (for the wasm32 build: `rustup target add \
-         wasm32-unknown-unknown`, which scripts/ensure-deps runs):\n{}",
+         wasm32-unknown-unknown`, which `scripts/ensure-deps --test` runs):\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     out
