@@ -129,6 +129,15 @@ fn register(m: &Member, seq: u64) -> pb::SignedTx {
     )
 }
 
+/// Submits `m`'s registration number `seq` to `m`'s own node; its id once admitted.
+async fn admit(m: &Member, seq: u64) -> tx::TxId {
+    m.node
+        .submit(vec![register(m, seq)])
+        .await
+        .remove(0)
+        .expect("admitted")
+}
+
 /// Waits until every listed member has committed `id`; returns their heads.
 async fn wait_all(members: &[&Member], id: tx::TxId) {
     for m in members {
@@ -234,24 +243,14 @@ async fn four_validators_agree_and_three_go_on() {
 async fn primary_stops_view_changes_and_commits_resume() {
     let members = consortium(4).await;
     let all: Vec<&Member> = members.iter().collect();
-    let first = members[1]
-        .node
-        .submit(vec![register(&members[1], 1)])
-        .await
-        .remove(0)
-        .expect("admitted");
+    let first = admit(&members[1], 1).await;
     wait_all(&all, first).await;
 
     // Replica 0 is the primary of view 0: stop it. The others must change view.
     let _ = members[0].stop.send(true);
     let started = std::time::Instant::now();
     let live: Vec<&Member> = members[1..].iter().collect();
-    let id = members[2]
-        .node
-        .submit(vec![register(&members[2], 2)])
-        .await
-        .remove(0)
-        .expect("admitted");
+    let id = admit(&members[2], 2).await;
     wait_all(&live, id).await;
     let elapsed = started.elapsed();
     eprintln!("commit resumed {elapsed:?} after the primary stopped");
@@ -277,12 +276,7 @@ async fn an_observer_follows_serves_and_forwards_without_voting() {
     let (members, genesis) =
         consortium_with(4, &[observer_key.verifying_key().to_bytes()], |_| {}).await;
     let all: Vec<&Member> = members.iter().collect();
-    let first = members[0]
-        .node
-        .submit(vec![register(&members[0], 1)])
-        .await
-        .remove(0)
-        .expect("admitted");
+    let first = admit(&members[0], 1).await;
     wait_all(&all, first).await;
 
     let dir = tempfile::tempdir().expect("dir");
@@ -365,12 +359,7 @@ async fn the_primary_spaces_its_proposals_and_blocks_gather_the_trickle() {
     // the spacing nearly every one would get a block of its own).
     let mut ids = Vec::new();
     for seq in 1..=30 {
-        let id = members[1]
-            .node
-            .submit(vec![register(&members[1], seq)])
-            .await
-            .remove(0)
-            .expect("admitted");
+        let id = admit(&members[1], seq).await;
         ids.push(id);
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
@@ -560,12 +549,7 @@ async fn a_member_that_never_acknowledges_stalls_no_one() {
         addr,
     ));
     let all: Vec<&Member> = members.iter().collect();
-    let first = members[0]
-        .node
-        .submit(vec![register(&members[0], 1)])
-        .await
-        .remove(0)
-        .expect("admitted");
+    let first = admit(&members[0], 1).await;
     wait_all(&all, first).await;
 
     // Each honest replica now sends m3 a Status, directly, to help it catch up; m3 never
@@ -575,12 +559,7 @@ async fn a_member_that_never_acknowledges_stalls_no_one() {
     for seq in 2..=16u64 {
         let m = &members[seq as usize % 3];
         let started = std::time::Instant::now();
-        let id = m
-            .node
-            .submit(vec![register(m, seq)])
-            .await
-            .remove(0)
-            .expect("admitted");
+        let id = admit(m, seq).await;
         wait_all(&all, id).await;
         slowest = slowest.max(started.elapsed());
     }

@@ -14,12 +14,14 @@
 use prost::Message as _;
 use tracechain_proto::v1 as pb;
 
+use crate::tx::TxId;
+
 /// A 32-byte hash.
 pub type Hash = [u8; 32];
 
-/// The `tx_root` leaf of a transaction: its id, blake3 of the body bytes as signed.
+/// The `tx_root` leaf of a transaction: its id ([`TxId::of_body`]).
 pub fn tx_leaf(body: &[u8]) -> Hash {
-    *blake3::hash(body).as_bytes()
+    TxId::of_body(body).0
 }
 
 /// The `results_root` leaf of a transaction's result: blake3 of the encoded `TxResult`.

@@ -22,12 +22,22 @@ impl SwarmTask {
             let _ = reply.send(Err(e));
             return;
         }
+        self.queue_direct(to, bytes, Some(reply));
+    }
+
+    /// Queues a checked direct message; `waiter`, if any, hears how it went.
+    fn queue_direct(
+        &mut self,
+        to: PeerId,
+        bytes: Vec<u8>,
+        waiter: Option<oneshot::Sender<Result<(), NetworkError>>>,
+    ) {
         let id = self
             .swarm
             .behaviour_mut()
             .consensus
             .send_request(&to, bytes);
-        self.pending_sends.insert(id, Some(reply));
+        self.pending_sends.insert(id, waiter);
     }
 
     pub(super) fn check_direct(&self, to: &PeerId, size: usize) -> Result<(), NetworkError> {
@@ -41,12 +51,7 @@ impl SwarmTask {
     /// Queues a direct message without a waiter for its acknowledgement.
     pub(super) fn post(&mut self, to: PeerId, bytes: Vec<u8>) -> Result<(), NetworkError> {
         self.check_direct(&to, bytes.len())?;
-        let id = self
-            .swarm
-            .behaviour_mut()
-            .consensus
-            .send_request(&to, bytes);
-        self.pending_sends.insert(id, None);
+        self.queue_direct(to, bytes, None);
         Ok(())
     }
 
@@ -54,12 +59,7 @@ impl SwarmTask {
         check_size(bytes.len(), self.limits.max_message_bytes)?;
         let members = self.connected_members();
         for peer in &members {
-            let id = self
-                .swarm
-                .behaviour_mut()
-                .consensus
-                .send_request(peer, bytes.clone());
-            self.pending_sends.insert(id, None);
+            self.queue_direct(*peer, bytes.clone(), None);
         }
         Ok(members.len())
     }

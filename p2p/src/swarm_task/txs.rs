@@ -253,32 +253,28 @@ impl SwarmTask {
             self.drop_push_link(&peer);
             return;
         }
-        match error {
-            F::Timeout | F::ConnectionClosed | F::DialFailure => {
-                debug!(%peer, %error, "transaction push not delivered; sending it again");
-                self.retry_push(peer);
-            }
-            F::Io(_)
-                if self.push_links.get_mut(&peer).is_some_and(|link| {
-                    link.io_failures += 1;
-                    link.resend = link.in_flight.map(|(_, count)| count);
-                    link.io_failures <= MAX_PUSH_IO_RETRIES
-                }) =>
-            {
-                debug!(%peer, %error, "transaction push broke mid-stream; sending it again");
-                self.retry_push(peer);
-            }
-            _ => {
-                let batches = self
-                    .push_links
-                    .get(&peer)
-                    .and_then(|link| link.in_flight)
-                    .map_or(0, |(_, count)| count);
-                self.counters.dropped_pushes += batches as u64;
-                warn!(%peer, %error, batches, "transaction push failed; dropped for this member");
-                self.pop_push(peer);
-            }
+        let again = match error {
+            F::Timeout | F::ConnectionClosed | F::DialFailure => true,
+            F::Io(_) => self.push_links.get_mut(&peer).is_some_and(|link| {
+                link.io_failures += 1;
+                link.resend = link.in_flight.map(|(_, count)| count);
+                link.io_failures <= MAX_PUSH_IO_RETRIES
+            }),
+            _ => false,
+        };
+        if again {
+            debug!(%peer, %error, "transaction push not delivered; sending it again");
+            self.retry_push(peer);
+            return;
         }
+        let batches = self
+            .push_links
+            .get(&peer)
+            .and_then(|link| link.in_flight)
+            .map_or(0, |(_, count)| count);
+        self.counters.dropped_pushes += batches as u64;
+        warn!(%peer, %error, batches, "transaction push failed; dropped for this member");
+        self.pop_push(peer);
     }
 
     /// The answer to one of our pushes: delivered (next one), busy (again shortly), or
