@@ -102,6 +102,9 @@ impl Cluster {
                 },
             )),
             Output::Commit { certificate, .. } => self.committed[i] = certificate.height,
+            Output::PeerFault { peer, fault } => {
+                panic!("{peer} blamed in a fault-free run: {fault}")
+            }
             Output::Persist(_) | Output::SetTimer { .. } | Output::FetchBlocks { .. } => {}
         }
     }

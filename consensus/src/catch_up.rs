@@ -7,10 +7,11 @@
 //! | signed message for a height beyond the buffer window | fetch up to that height − 1 from its sender |
 //! | status / view change / new view with a higher certificate | commit it if the block is known, else fetch |
 //! | message for a height we committed | send the sender our status (once per interval) |
-//! | fetched blocks | commit each in order while block hash and certificate verify |
+//! | fetched blocks | commit each in order while block hash and certificate verify; report the first bad one as the server's fault |
 //! | fetch timer | retry from the next peer |
 
 use crate::certificate::CommitCertificate;
+use crate::fault::{MessageKind, PeerFault};
 use crate::io::{FetchedBlock, Output, TimerId};
 use crate::messages::{Message, Status};
 use crate::replica::Replica;
@@ -64,27 +65,34 @@ impl Replica {
         if cert.height <= self.committed || self.catch_up.in_flight.is_some() {
             return;
         }
-        if cert.verify(&self.cfg.validators).is_ok() {
-            self.consider_certificate(cert, status.from, out);
+        match cert.verify(&self.cfg.validators) {
+            Ok(()) => self.consider_certificate(cert, status.from, out),
+            Err(error) => {
+                let fault = PeerFault::InvalidCertificate {
+                    kind: MessageKind::Status,
+                    height: cert.height,
+                    error,
+                };
+                self.fault(status.from, fault, out);
+            }
         }
     }
 
     /// Blocks from a peer: each must be the next height, hash to its hash, and carry
     /// a certificate of 2f+1 valid signatures from distinct members.
-    pub(crate) fn on_fetched(&mut self, blocks: Vec<FetchedBlock>, out: &mut Vec<Output>) {
+    pub(crate) fn on_fetched(
+        &mut self,
+        peer: ReplicaId,
+        blocks: Vec<FetchedBlock>,
+        out: &mut Vec<Output>,
+    ) {
         for fetched in blocks {
             let height = fetched.certificate.height;
             if height <= self.committed {
                 continue;
             }
-            let checks = height == self.next_height()
-                && fetched.block.len() <= self.cfg.limits.max_block_bytes
-                && (self.cfg.block_hasher)(&fetched.block) == Some(fetched.block_hash)
-                && fetched
-                    .certificate
-                    .verify_for(&self.cfg.validators, height, &fetched.block_hash)
-                    .is_ok();
-            if !checks {
+            if let Err(fault) = self.check_fetched(&fetched) {
+                self.fault(peer, fault, out);
                 break;
             }
             self.commit_block(fetched.block, fetched.certificate, out);
@@ -94,6 +102,35 @@ impl Replica {
         {
             self.request_blocks(to, peer, out);
         }
+    }
+
+    /// A fetched block must be the next height, within the size limit, hash to its
+    /// hash and carry a certificate for that hash at that height.
+    fn check_fetched(&self, fetched: &FetchedBlock) -> Result<(), PeerFault> {
+        let kind = MessageKind::FetchedBlocks;
+        let (height, expected) = (fetched.certificate.height, self.next_height());
+        if height != expected {
+            return Err(PeerFault::FetchedOutOfOrder {
+                expected,
+                got: height,
+            });
+        }
+        let limit = self.cfg.limits.max_block_bytes;
+        if fetched.block.len() > limit {
+            let bytes = fetched.block.len();
+            return Err(PeerFault::OversizedBlock { kind, bytes, limit });
+        }
+        if (self.cfg.block_hasher)(&fetched.block) != Some(fetched.block_hash) {
+            return Err(PeerFault::BlockMismatch { kind });
+        }
+        fetched
+            .certificate
+            .verify_for(&self.cfg.validators, height, &fetched.block_hash)
+            .map_err(|error| PeerFault::InvalidCertificate {
+                kind,
+                height,
+                error,
+            })
     }
 
     /// The fetch expired: ask the next peer in turn (a faulty peer cannot stall us).

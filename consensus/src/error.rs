@@ -1,7 +1,8 @@
 //! The crate's one error type: why a replica cannot be built or restored.
 //!
 //! Faults caused by peers never surface as errors: the state machine drops such input
-//! (see `replica.rs`). Errors here are local faults of the host's configuration.
+//! and reports it as an output (see `fault.rs`). Errors here are local faults of the
+//! host's configuration.
 
 use crate::certificate::CertificateError;
 use crate::validators::ReplicaId;

@@ -7,6 +7,7 @@
 //! follow it.
 
 use crate::certificate::{BlockHash, CommitCertificate};
+use crate::fault::PeerFault;
 use crate::messages::Message;
 use crate::state::PersistentState;
 use crate::validators::ReplicaId;
@@ -100,7 +101,13 @@ pub enum Input {
         valid: bool,
     },
     /// Blocks served by a peer, answering [`Output::FetchBlocks`], lowest first.
-    FetchedBlocks(Vec<FetchedBlock>),
+    FetchedBlocks {
+        /// The peer that served them (the one the fetch asked), to blame if they are
+        /// not what was asked for.
+        peer: ReplicaId,
+        /// The blocks.
+        blocks: Vec<FetchedBlock>,
+    },
     /// Transactions arrived (from a client or a peer) and must be committed in time. One
     /// input per admitted batch, not per transaction: at thousands of transactions a second
     /// the per-input cost showed in profiles.
@@ -160,6 +167,17 @@ pub enum Output {
         to: u64,
         /// Peer believed to have them.
         peer: ReplicaId,
+    },
+    /// Input from `peer` was dropped because a correct replica never sends it: log
+    /// and count it. Nothing else is owed; the replica's state is unchanged by it.
+    /// `peer` is the author the message names (or the peer that served fetched
+    /// blocks); a message relayed by another member was corrupted by the relay or
+    /// forged, which only the host, knowing the link it came over, can tell apart.
+    PeerFault {
+        /// The peer the input is attributed to.
+        peer: ReplicaId,
+        /// What was wrong with it.
+        fault: PeerFault,
     },
     /// Fire [`Input::TimerFired`]`(timer)` after `after_ms`, replacing the pending
     /// timer of the same variant.

@@ -9,7 +9,8 @@
 //!
 //! Files, one concern each: `messages` (what replicas exchange), `signing` (their
 //! signed bytes and checks), `certificate` (commit votes and certificates),
-//! `validators`, `config`, `io` (inputs and outputs), `state` (what is persisted),
+//! `validators`, `config`, `io` (inputs and outputs), `fault` (why peer input is
+//! dropped), `state` (what is persisted),
 //! `log` (the height being decided), `replica` (state, entry point, placement),
 //! `normal_case` (pre-prepare, prepare, commit),
 //! `view_change`, `catch_up`, `censorship`, `timers`, `error`.
@@ -22,6 +23,7 @@ mod censorship;
 pub mod certificate;
 pub mod config;
 pub mod error;
+pub mod fault;
 pub mod io;
 mod log;
 pub mod messages;
@@ -39,6 +41,7 @@ pub use certificate::{
 };
 pub use config::{Config, Limits, Timeouts};
 pub use error::ConsensusError;
+pub use fault::{MessageKind, PeerFault};
 pub use io::{ChainHead, FetchedBlock, Input, Output, TimerId, TxId};
 pub use messages::{Message, NewView, PrePrepare, PreparedCertificate, Status, ViewChange, Vote};
 pub use replica::{Mode, Replica};

@@ -2,12 +2,13 @@
 //! public fields so that the network layer can convert them to and from protobuf.
 //!
 //! Every signed message names its sender and carries an Ed25519 signature over the
-//! fixed-layout bytes built in [`crate::signing`]. Depends on `certificate` and
-//! `validators` only.
+//! fixed-layout bytes built in [`crate::signing`]. Depends on `certificate`,
+//! `validators` and `fault` (for [`MessageKind`]) only.
 
 use ed25519_dalek::Signature;
 
 use crate::certificate::{BlockHash, CommitCertificate};
+use crate::fault::MessageKind;
 use crate::validators::ReplicaId;
 
 /// A message between replicas.
@@ -39,6 +40,18 @@ impl Message {
             Message::ViewChange(m) => m.from,
             Message::NewView(m) => m.from,
             Message::Status(m) => m.from,
+        }
+    }
+
+    /// Which kind of message this is.
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Message::PrePrepare(_) => MessageKind::PrePrepare,
+            Message::Prepare(_) => MessageKind::Prepare,
+            Message::Commit(_) => MessageKind::Commit,
+            Message::ViewChange(_) => MessageKind::ViewChange,
+            Message::NewView(_) => MessageKind::NewView,
+            Message::Status(_) => MessageKind::Status,
         }
     }
 }

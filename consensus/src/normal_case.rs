@@ -12,6 +12,7 @@
 //! | any | 2f+1 commits, block known | `Commit` (§4.2 committed-local) |
 
 use crate::certificate::{BlockHash, CommitCertificate, sign_commit_vote};
+use crate::fault::{MessageKind, PeerFault};
 use crate::io::{Output, TimerId};
 use crate::log::{HeightLog, Kind, Proposal, Verdict};
 use crate::messages::{Message, PrePrepare, PreparedCertificate, Vote};
@@ -24,7 +25,8 @@ impl Replica {
     /// of v, it is in view v, and it has not accepted another one for (v, h).
     pub(crate) fn on_pre_prepare(&mut self, m: PrePrepare, out: &mut Vec<Output>) {
         if m.from != self.cfg.validators.primary(m.view) {
-            return;
+            let fault = PeerFault::NotPrimary { view: m.view };
+            return self.fault(m.from, fault, out);
         }
         if m.view < self.view() {
             self.help_stale_view(m.from, out);
@@ -46,8 +48,8 @@ impl Replica {
         if placement == Placement::Ahead && self.catch_up.in_flight.is_some() {
             return;
         }
-        if m.block.len() > self.cfg.limits.max_block_bytes || !self.pre_prepare_is_valid(&m) {
-            return;
+        if let Err(fault) = self.check_pre_prepare(&m) {
+            return self.fault(m.from, fault, out);
         }
         match placement {
             Placement::Ahead => self.saw_height(m.height.saturating_sub(1), m.from, out),
@@ -62,17 +64,29 @@ impl Replica {
         }
     }
 
-    pub(crate) fn pre_prepare_is_valid(&self, m: &PrePrepare) -> bool {
+    /// The size, hash and signature checks of a pre-prepare, cheapest first.
+    pub(crate) fn check_pre_prepare(&self, m: &PrePrepare) -> Result<(), PeerFault> {
+        let kind = MessageKind::PrePrepare;
+        let limit = self.cfg.limits.max_block_bytes;
+        if m.block.len() > limit {
+            let bytes = m.block.len();
+            return Err(PeerFault::OversizedBlock { kind, bytes, limit });
+        }
+        // The block must be the one the signature is for (else a faulty primary could
+        // get a hash prepared whose bytes nobody has).
+        if (self.cfg.block_hasher)(&m.block) != Some(m.block_hash) {
+            return Err(PeerFault::BlockMismatch { kind });
+        }
         let bytes = pre_prepare_bytes(
             self.cfg.validators.chain_id(),
             m.height,
             m.view,
             &m.block_hash,
         );
-        // The block must be the one the signature is for (else a faulty primary could
-        // get a hash prepared whose bytes nobody has).
-        (self.cfg.block_hasher)(&m.block) == Some(m.block_hash)
-            && signing::verify(&self.cfg.validators, m.from, &bytes, &m.signature)
+        if !signing::verify(&self.cfg.validators, m.from, &bytes, &m.signature) {
+            return Err(PeerFault::BadSignature { kind });
+        }
+        Ok(())
     }
 
     /// Logs a verified pre-prepare for the height being decided.
@@ -145,27 +159,24 @@ impl Replica {
             Kind::Commit => &self.log.commits,
             _ => &self.log.prepares,
         };
+        let logged = table.get(&(v.view, v.from)).map(|(hash, _)| *hash);
         match placement {
             Placement::Drop => return,
             Placement::Stale => return self.help_lagging(v.from, out),
-            // One vote per sender and view: a second, different one is equivocation
-            // and is ignored; a duplicate costs no signature check.
-            Placement::Now if table.contains_key(&(v.view, v.from)) => return,
+            // One vote per sender and view: a duplicate costs no signature check; a
+            // second, different one is equivocation if its signature holds, and is
+            // ignored either way (the first one counts).
+            Placement::Now if logged == Some(v.block_hash) => return,
+            Placement::Now if logged.is_some() => return self.report_equivocation(kind, &v, out),
             // A prepare for an earlier view can no longer matter (§4.2 is per view).
             Placement::Now if kind == Kind::Prepare && v.view < self.view() => return,
             Placement::Buffer if self.future.contains(v.height, v.view, v.from, kind) => return,
             Placement::Ahead if self.catch_up.in_flight.is_some() => return,
             _ => {}
         }
-        let chain = self.cfg.validators.chain_id();
-        let bytes = match kind {
-            Kind::Commit => {
-                crate::certificate::commit_vote_bytes(chain, v.height, v.view, &v.block_hash)
-            }
-            _ => prepare_bytes(chain, v.height, v.view, &v.block_hash),
-        };
-        if !signing::verify(&self.cfg.validators, v.from, &bytes, &v.signature) {
-            return;
+        if !self.vote_signature_holds(kind, &v) {
+            let kind = message_kind(kind);
+            return self.fault(v.from, PeerFault::BadSignature { kind }, out);
         }
         match placement {
             Placement::Ahead => self.saw_height(v.height.saturating_sub(1), v.from, out),
@@ -178,6 +189,33 @@ impl Replica {
             }
             _ => self.apply_vote(kind, v, out),
         }
+    }
+
+    fn vote_signature_holds(&self, kind: Kind, v: &Vote) -> bool {
+        let chain = self.cfg.validators.chain_id();
+        let bytes = match kind {
+            Kind::Commit => {
+                crate::certificate::commit_vote_bytes(chain, v.height, v.view, &v.block_hash)
+            }
+            _ => prepare_bytes(chain, v.height, v.view, &v.block_hash),
+        };
+        signing::verify(&self.cfg.validators, v.from, &bytes, &v.signature)
+    }
+
+    /// A second vote of `kind` from one replica for one (view, height) with another
+    /// block: proof of equivocation if signed, a forgery otherwise.
+    fn report_equivocation(&self, kind: Kind, v: &Vote, out: &mut Vec<Output>) {
+        let message = message_kind(kind);
+        let fault = if self.vote_signature_holds(kind, v) {
+            PeerFault::Equivocation {
+                kind: message,
+                view: v.view,
+                height: v.height,
+            }
+        } else {
+            PeerFault::BadSignature { kind: message }
+        };
+        self.fault(v.from, fault, out);
     }
 
     /// Logs a verified vote for the height being decided.
@@ -506,5 +544,14 @@ impl Replica {
         }
         self.enter_round(out);
         self.replay_future(out);
+    }
+}
+
+/// The message kind of a vote kind.
+fn message_kind(kind: Kind) -> MessageKind {
+    match kind {
+        Kind::PrePrepare => MessageKind::PrePrepare,
+        Kind::Prepare => MessageKind::Prepare,
+        Kind::Commit => MessageKind::Commit,
     }
 }

@@ -12,6 +12,7 @@ use crate::censorship::TxTracker;
 use crate::certificate::CommitCertificate;
 use crate::config::Config;
 use crate::error::ConsensusError;
+use crate::fault::PeerFault;
 use crate::io::{ChainHead, Input, Output};
 use crate::log::{FutureBuffer, HeightLog, Kind};
 use crate::messages::{Message, NewView, PreparedCertificate, ViewChange};
@@ -197,7 +198,7 @@ impl Replica {
                 block_hash,
                 valid,
             } => self.on_validation(height, view, block_hash, valid, &mut out),
-            Input::FetchedBlocks(blocks) => self.on_fetched(blocks, &mut out),
+            Input::FetchedBlocks { peer, blocks } => self.on_fetched(peer, blocks, &mut out),
             Input::TxsSeen(ids) => ids.into_iter().for_each(|id| self.txs.seen(id)),
             Input::TxsCommitted(ids) => self.txs.committed(&ids),
         }
@@ -263,6 +264,11 @@ impl Replica {
         out.push(Output::Persist(self.persistent_state()));
     }
 
+    /// Reports input dropped as faulty (see `fault.rs`).
+    pub(crate) fn fault(&self, peer: ReplicaId, fault: PeerFault, out: &mut Vec<Output>) {
+        out.push(Output::PeerFault { peer, fault });
+    }
+
     fn on_start(&mut self, out: &mut Vec<Output>) {
         self.arm_periodic_timers(out);
         match self.mode {
@@ -275,7 +281,11 @@ impl Replica {
     fn on_message(&mut self, message: Message, out: &mut Vec<Output>) {
         let from = message.from();
         // Non-members are dropped before any work; our own echo is ignored.
-        if !self.cfg.validators.contains(from) || from == self.cfg.me {
+        if !self.cfg.validators.contains(from) {
+            let kind = message.kind();
+            return self.fault(from, PeerFault::NotAMember { kind }, out);
+        }
+        if from == self.cfg.me {
             return;
         }
         match message {

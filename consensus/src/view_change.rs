@@ -17,6 +17,7 @@
 //! commit of H+1 (then H is not the maximum) or that prepared certificate.
 
 use crate::certificate::{BlockHash, CommitCertificate};
+use crate::fault::{MessageKind, PeerFault};
 use crate::io::{Output, TimerId};
 use crate::messages::{Message, NewView, ViewChange};
 use crate::replica::{Mode, Replica};
@@ -128,13 +129,8 @@ impl Replica {
         {
             return;
         }
-        if vc
-            .prepared
-            .as_ref()
-            .is_some_and(|p| p.block.len() > self.cfg.limits.max_block_bytes)
-            || !view_change_is_valid(&self.cfg.validators, self.cfg.block_hasher, &vc)
-        {
-            return;
+        if let Err(fault) = self.check_view_change(&vc) {
+            return self.fault(from, fault, out);
         }
         if vc.committed_height < self.committed {
             self.help_lagging(from, out);
@@ -232,16 +228,38 @@ impl Replica {
         if !entering || nv.view == u64::MAX {
             return;
         }
-        let too_big = nv.view_changes.iter().any(|vc| {
-            vc.prepared
-                .as_ref()
-                .is_some_and(|p| p.block.len() > self.cfg.limits.max_block_bytes)
-        });
+        let kind = MessageKind::NewView;
+        if let Some(fault) = nv
+            .view_changes
+            .iter()
+            .find_map(|vc| self.oversized_prepared(kind, vc))
+        {
+            return self.fault(nv.from, fault, out);
+        }
         let known = |vc: &ViewChange| self.view_changes.get(&vc.from) == Some(vc);
-        if too_big || !new_view_is_valid(&self.cfg.validators, self.cfg.block_hasher, &nv, known) {
-            return;
+        if !new_view_is_valid(&self.cfg.validators, self.cfg.block_hasher, &nv, known) {
+            let fault = PeerFault::InvalidNewView { view: nv.view };
+            return self.fault(nv.from, fault, out);
         }
         self.install_new_view(nv, false, out);
+    }
+
+    /// The size, form and signature checks of a view change.
+    fn check_view_change(&self, vc: &ViewChange) -> Result<(), PeerFault> {
+        if let Some(fault) = self.oversized_prepared(MessageKind::ViewChange, vc) {
+            return Err(fault);
+        }
+        if !view_change_is_valid(&self.cfg.validators, self.cfg.block_hasher, vc) {
+            return Err(PeerFault::InvalidViewChange { view: vc.view });
+        }
+        Ok(())
+    }
+
+    /// A prepared block above the size limit, carried in a view change.
+    fn oversized_prepared(&self, kind: MessageKind, vc: &ViewChange) -> Option<PeerFault> {
+        let limit = self.cfg.limits.max_block_bytes;
+        let bytes = vc.prepared.as_ref().map_or(0, |p| p.block.len());
+        (bytes > limit).then_some(PeerFault::OversizedBlock { kind, bytes, limit })
     }
 
     /// Enters the new view: its rule is persisted before anything is signed in it,

@@ -40,7 +40,14 @@ impl Cluster {
     }
 
     fn replica(&self, i: u32) -> Replica {
-        let mut r = Replica::new(self.config(i), ChainHead::genesis(), 0).expect("config");
+        self.replica_with(i, |_| {})
+    }
+
+    /// A started replica whose configuration `tweak` adjusted.
+    fn replica_with(&self, i: u32, tweak: impl FnOnce(&mut Config)) -> Replica {
+        let mut config = self.config(i);
+        tweak(&mut config);
+        let mut r = Replica::new(config, ChainHead::genesis(), 0).expect("config");
         r.handle(Input::Start);
         r
     }
@@ -167,6 +174,21 @@ impl Cluster {
             from,
         })
     }
+}
+
+/// The peer faults reported, as (peer, fault name), and the other outputs.
+fn split_faults(out: Vec<Output>) -> (Vec<(ReplicaId, &'static str)>, Vec<Output>) {
+    let (faults, rest): (Vec<Output>, Vec<Output>) = out
+        .into_iter()
+        .partition(|o| matches!(o, Output::PeerFault { .. }));
+    let faults = faults
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::PeerFault { peer, fault } => Some((peer, fault.name())),
+            _ => None,
+        })
+        .collect();
+    (faults, rest)
 }
 
 fn msg(m: Message) -> Input {
@@ -400,6 +422,14 @@ fn hostile_messages_are_dropped() {
         from: ReplicaId(2),
         certificate: c.certificate(&[2, 2, 2], 9, 0, h),
     });
+    let mut forged_view_change = c.view_change(2, 1, None);
+    forged_view_change.committed_height = 5;
+    forged_view_change.committed = Some(c.certificate(&[2, 2, 2], 5, 0, h));
+    forged_view_change.signature = sign(
+        &c.keys[2],
+        &view_change_message_bytes(CHAIN, &forged_view_change),
+    );
+    let oversized = c.pre_prepare(0, 0, 1, &[7; 65]);
     let mut forged_far = c.commit(2, 0, 1_000, h);
     if let Message::Commit(v) = &mut forged_far {
         v.signature = Signature::from_bytes(&[6; 64]);
@@ -418,21 +448,72 @@ fn hostile_messages_are_dropped() {
         ("status with a repeated signer", forged_status),
         (
             "new view without a quorum",
-            c.new_view(1, vec![c.view_change(1, 1, None)]),
+            c.new_view(2, vec![c.view_change(2, 2, None)]),
         ),
         (
             "view change from far ahead",
             Message::ViewChange(c.view_change(2, 1_000, None)),
         ),
+        (
+            "view change with a forged commit certificate",
+            Message::ViewChange(forged_view_change),
+        ),
     ];
-    for (name, m) in cases {
-        let mut r = c.replica(1);
+    // Each case's report: the peer blamed and why; `None` where a correct but slow or
+    // partitioned replica could have sent it (dropped without blame).
+    let expected: [Option<(u32, &str)>; 12] = [
+        Some((7, "not_a_member")),
+        Some((2, "bad_signature")),
+        Some((3, "bad_signature")),
+        Some((2, "not_primary")),
+        Some((0, "block_mismatch")),
+        None,
+        Some((2, "bad_signature")),
+        Some((2, "invalid_certificate")),
+        Some((2, "invalid_new_view")),
+        None,
+        Some((2, "invalid_view_change")),
+        Some((0, "oversized_block")),
+    ];
+    let cases = cases.into_iter().chain([("oversized block", oversized)]);
+    for ((name, m), expected) in cases.zip(expected) {
+        let mut r = c.replica_with(1, |cfg| cfg.limits.max_block_bytes = 64);
         let before = r.held_items();
         let out = r.handle(msg(m));
-        assert!(out.is_empty(), "{name}: {out:?}");
+        let (faults, rest) = split_faults(out);
+        assert!(rest.is_empty(), "{name}: {rest:?}");
+        let expected: Vec<(ReplicaId, &str)> = expected
+            .map(|(p, f)| (ReplicaId(p), f))
+            .into_iter()
+            .collect();
+        assert_eq!(faults, expected, "{name}");
         assert_eq!(r.held_items(), before, "{name} was kept");
         assert_eq!(r.mode(), Mode::Normal { view: 0 }, "{name}");
     }
+}
+
+#[test]
+fn a_second_signed_vote_for_another_block_is_reported_as_equivocation() {
+    let c = Cluster::new(4);
+    let (h, other) = ([1; 32], [2; 32]);
+    let mut r = c.replica(1);
+    let (faults, _) = split_faults(r.handle(msg(c.prepare(2, 0, 1, h))));
+    assert!(faults.is_empty());
+    // The same vote again: a duplicate, not a fault.
+    let (faults, _) = split_faults(r.handle(msg(c.prepare(2, 0, 1, h))));
+    assert!(faults.is_empty());
+    // Another block, signed: equivocation; unsigned: a forgery. Either way the first
+    // vote is the one that counts.
+    let (faults, rest) = split_faults(r.handle(msg(c.prepare(2, 0, 1, other))));
+    assert_eq!(faults, [(ReplicaId(2), "equivocation")]);
+    assert!(rest.is_empty(), "{rest:?}");
+    let mut forged = c.commit(3, 0, 1, h);
+    r.handle(msg(forged.clone()));
+    if let Message::Commit(v) = &mut forged {
+        v.block_hash = other;
+    }
+    let (faults, _) = split_faults(r.handle(msg(forged)));
+    assert_eq!(faults, [(ReplicaId(3), "bad_signature")]);
 }
 
 #[test]
@@ -525,11 +606,14 @@ fn view_timeout_doubles_is_capped_and_resets_on_commit() {
     let block = b"b1".to_vec();
     let h = hash_of(&block).unwrap();
     let cert = c.certificate(&[0, 1, 2, 3, 4], 1, 0, h);
-    let out = r.handle(Input::FetchedBlocks(vec![FetchedBlock {
-        block,
-        block_hash: h,
-        certificate: cert.clone(),
-    }]));
+    let out = r.handle(Input::FetchedBlocks {
+        peer: ReplicaId(0),
+        blocks: vec![FetchedBlock {
+            block,
+            block_hash: h,
+            certificate: cert.clone(),
+        }],
+    });
     assert!(out.iter().any(|o| matches!(o, Output::Commit { .. })));
     // ...so the first round of the next view gets the base timeout again.
     let vcs: Vec<ViewChange> = (0..5u32)
@@ -644,7 +728,9 @@ fn a_new_view_with_a_forged_prepared_certificate_is_rejected() {
         c.view_change(3, 1, None),
     ];
     let mut r = c.replica(2);
-    assert!(r.handle(msg(c.new_view(1, vcs))).is_empty());
+    let (faults, rest) = split_faults(r.handle(msg(c.new_view(1, vcs))));
+    assert!(rest.is_empty(), "{rest:?}");
+    assert_eq!(faults, [(ReplicaId(1), "invalid_new_view")]);
     assert_eq!(r.mode(), Mode::Normal { view: 0 });
 }
 
@@ -657,19 +743,40 @@ fn fetched_blocks_need_a_valid_certificate() {
         block_hash: hash_of(&blocks[i]).unwrap(),
         certificate: c.certificate(signers, i as u64 + 1, 0, hash_of(&blocks[i]).unwrap()),
     };
-    // (case, batch, committed height after)
+    // (case, batch, committed height after, the server's fault)
     let mut wrong_bytes = fetched(&[0, 1, 2], 0);
     wrong_bytes.block = b"not it".to_vec();
-    let cases: Vec<(&str, Vec<FetchedBlock>, u64)> = vec![
+    let cases: Vec<(&str, Vec<FetchedBlock>, u64, Option<&str>)> = vec![
         (
             "quorum",
             vec![fetched(&[0, 2, 3], 0), fetched(&[1, 2, 3], 1)],
             2,
+            None,
         ),
-        ("too few signers", vec![fetched(&[0, 2], 0)], 0),
-        ("repeated signer", vec![fetched(&[0, 0, 2], 0)], 0),
-        ("block does not match", vec![wrong_bytes], 0),
-        ("gap", vec![fetched(&[0, 2, 3], 1)], 0),
+        (
+            "too few signers",
+            vec![fetched(&[0, 2], 0)],
+            0,
+            Some("invalid_certificate"),
+        ),
+        (
+            "repeated signer",
+            vec![fetched(&[0, 0, 2], 0)],
+            0,
+            Some("invalid_certificate"),
+        ),
+        (
+            "block does not match",
+            vec![wrong_bytes],
+            0,
+            Some("block_mismatch"),
+        ),
+        (
+            "gap",
+            vec![fetched(&[0, 2, 3], 1)],
+            0,
+            Some("fetched_out_of_order"),
+        ),
         (
             "stops at the first bad one",
             vec![
@@ -678,12 +785,16 @@ fn fetched_blocks_need_a_valid_certificate() {
                 fetched(&[0, 2, 3], 2),
             ],
             1,
+            Some("invalid_certificate"),
         ),
     ];
-    for (name, batch, height) in cases {
+    for (name, blocks, height, fault) in cases {
         let mut r = c.replica(1);
-        r.handle(Input::FetchedBlocks(batch));
+        let peer = ReplicaId(3);
+        let (faults, _) = split_faults(r.handle(Input::FetchedBlocks { peer, blocks }));
         assert_eq!(r.committed_height(), height, "{name}");
+        let expected: Vec<(ReplicaId, &str)> = fault.map(|f| (peer, f)).into_iter().collect();
+        assert_eq!(faults, expected, "{name}");
     }
 }
 
@@ -741,11 +852,14 @@ fn a_lagging_peer_gets_our_status_and_a_stale_view_gets_our_new_view() {
     let mut r = c.replica(1);
     let block = b"b1".to_vec();
     let h = hash_of(&block).unwrap();
-    r.handle(Input::FetchedBlocks(vec![FetchedBlock {
-        block,
-        block_hash: h,
-        certificate: c.certificate(&[0, 2, 3], 1, 0, h),
-    }]));
+    r.handle(Input::FetchedBlocks {
+        peer: ReplicaId(0),
+        blocks: vec![FetchedBlock {
+            block,
+            block_hash: h,
+            certificate: c.certificate(&[0, 2, 3], 1, 0, h),
+        }],
+    });
     let out = r.handle(msg(c.prepare(3, 0, 1, h)));
     assert!(
         matches!(&out[..], [Output::Send { to: ReplicaId(3), message: Message::Status(s) }] if s.certificate.height == 1)

@@ -35,9 +35,9 @@ fn tx_id(bytes: &[u8]) -> Result<TxId, Status> {
         .map_err(|_| Status::invalid_argument("tx_id must be 32 bytes"))
 }
 
-fn internal(e: String) -> Status {
+fn internal(e: impl std::fmt::Display) -> Status {
     tracing::error!(error = %e, "request failed on a local fault");
-    Status::internal(e)
+    Status::internal(e.to_string())
 }
 
 fn non_empty(field: &str, value: &str) -> Result<(), Status> {

@@ -49,7 +49,7 @@ mod blocks;
 mod push;
 mod sync;
 
-use blocks::{check_block, commit_block, head_of};
+use blocks::{check_block, head_of};
 use push::{push, spawn_push_admission};
 use sync::{pull, serve_blocks};
 
@@ -172,7 +172,10 @@ enum Done {
     },
     /// A decided block could not be written.
     CommitFailed(String),
-    Fetched(Vec<FetchedBlock>),
+    Fetched {
+        peer: ReplicaId,
+        blocks: Vec<FetchedBlock>,
+    },
     Failed(String),
 }
 
@@ -198,6 +201,13 @@ struct Driver {
     /// it rather than executing the block a second time (a replica that was slow to
     /// check can see the others decide first).
     checking: Vec<BlockHash>,
+    /// Member ids of the validators, by replica id, to name peers in logs.
+    names: Vec<String>,
+    /// The member whose link the message being fed came over (it may have relayed
+    /// a message another member wrote).
+    link: Option<ReplicaId>,
+    /// Peer faults seen, by peer and kind of fault.
+    faults: HashMap<(ReplicaId, &'static str), u64>,
 }
 
 /// Starts the network and runs the replica (or, for an observer, follows the chain)
@@ -312,6 +322,9 @@ async fn replicate(
         committing: VecDeque::new(),
         commit_busy: false,
         checking: Vec::new(),
+        names: genesis.validator_members().map(|m| m.id.clone()).collect(),
+        link: None,
+        faults: HashMap::new(),
     };
     tracing::info!(member = %shared.config.member_id, replica = %me, "consortium driver started");
     d.feed(Input::Start).await?;
@@ -466,12 +479,40 @@ impl Driver {
                 self.owed_since = Instant::now();
             }
             Output::FetchBlocks { from, to, peer } => self.fetch(from, to, peer),
+            Output::PeerFault { peer, fault } => self.peer_fault(peer, &fault),
             Output::SetTimer { timer, after_ms } => {
                 let at = Instant::now() + Duration::from_millis(after_ms);
                 self.timers.insert(timer_slot(&timer), (at, timer));
             }
         }
         Ok(())
+    }
+
+    /// Counts a peer fault and logs it at `warn` with the member named: the first of
+    /// each kind from each peer and then at every power of two, so that a member that
+    /// floods forgeries cannot flood the log too (each one is logged at `debug`).
+    fn peer_fault(&mut self, peer: ReplicaId, fault: &tracechain_consensus::PeerFault) {
+        let count = self.faults.entry((peer, fault.name())).or_insert(0);
+        *count += 1;
+        let count = *count;
+        let member = self.member_name(Some(peer));
+        let link = self.member_name(self.link);
+        if count.is_power_of_two() {
+            tracing::warn!(%member, replica = %peer, %link, kind = fault.name(), count, %fault, "peer fault: input dropped");
+        } else {
+            tracing::debug!(%member, replica = %peer, %link, kind = fault.name(), count, %fault, "peer fault: input dropped");
+        }
+    }
+
+    /// The member id of a replica, for logs ("-" for none, the id for a non-member).
+    fn member_name(&self, replica: Option<ReplicaId>) -> String {
+        match replica {
+            None => "-".into(),
+            Some(r) => match self.names.get(r.0 as usize) {
+                Some(name) => name.clone(),
+                None => format!("not a validator ({r})"),
+            },
+        }
     }
 
     /// Writes the replica's state, synced, before anything that depends on it is sent.
@@ -517,7 +558,12 @@ impl Driver {
                     Ok(m) if !from_whom_it_names(&m, sender) => {
                         tracing::warn!(%from, claimed = %m.from(), "consensus message relayed where only its author may send it")
                     }
-                    Ok(m) => self.feed(Input::Message(m)).await?,
+                    Ok(m) => {
+                        self.link = Some(sender);
+                        let fed = self.feed(Input::Message(m)).await;
+                        self.link = None;
+                        fed?
+                    }
                     Err(e) => tracing::warn!(%from, error = %e, "malformed consensus message"),
                 }
             }
@@ -657,8 +703,9 @@ impl Driver {
         tokio::spawn(async move {
             let msg = match net.request_blocks(peer_id, from, to).await {
                 Ok(bytes) => match pb::BlockRange::decode(bytes.as_slice()) {
-                    Ok(range) => Done::Fetched(
-                        range
+                    Ok(range) => Done::Fetched {
+                        peer,
+                        blocks: range
                             .blocks
                             .iter()
                             .filter_map(|b| {
@@ -673,7 +720,7 @@ impl Driver {
                                 })
                             })
                             .collect(),
-                    ),
+                    },
                     Err(e) => Done::Failed(format!("block range from {peer}: {e}")),
                 },
                 Err(e) => Done::Failed(format!("fetching blocks {from}..={to} from {peer}: {e}")),
@@ -705,10 +752,10 @@ impl Driver {
         let done = self.done_tx.clone();
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            let msg = match commit_block(&shared, checked, &block, &certificate) {
+            let msg = match shared.commit_decided(checked, &block, &certificate) {
                 Ok(tx_ids) => Done::Committed {
                     height: certificate.height,
-                    tx_ids,
+                    tx_ids: tx_ids.unwrap_or_default(),
                 },
                 Err(e) => Done::CommitFailed(format!("block {}: {e}", certificate.height)),
             };
@@ -763,13 +810,13 @@ impl Driver {
             Done::Committed { height, tx_ids } => {
                 self.commit_busy = false;
                 self.checked.retain(|e| e.header.height > height);
-                tracing::info!(height, txs = tx_ids.len(), "committed block");
-                self.node.shared.head.send_replace(height);
                 self.feed(Input::TxsCommitted(tx_ids.iter().map(|t| t.0).collect()))
                     .await?;
                 self.next_commit();
             }
-            Done::Fetched(blocks) => self.feed(Input::FetchedBlocks(blocks)).await?,
+            Done::Fetched { peer, blocks } => {
+                self.feed(Input::FetchedBlocks { peer, blocks }).await?
+            }
             Done::Failed(e) => tracing::warn!(error = %e, "consortium work failed"),
             Done::CommitFailed(reason) => {
                 // A block consensus decided could not be written: stop rather than

@@ -162,6 +162,52 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Commits a decided block: the one path by which every block enters the chain,
+    /// whether the replica decided it (`checked` is its execution from the proposal
+    /// check, if it was kept), block sync fetched it, or the sole validator built it.
+    /// Executes it if not checked, writes it with its certificate (which the chain
+    /// checks against the validators), wakes proposal checks waiting for this height,
+    /// drops its transactions from the mempool and moves the head. A block at or below
+    /// the head is already committed: `Ok(None)`. Returns the block's transaction ids.
+    /// Blocks the calling thread (store writes): call it from a blocking task.
+    pub(crate) fn commit_decided(
+        &self,
+        checked: Option<crate::chain::ExecutedBlock>,
+        block: &[u8],
+        certificate: &CommitCertificate,
+    ) -> Result<Option<Vec<TxId>>, ChainError> {
+        let mut chain = lock(&self.chain);
+        if chain.head().height >= certificate.height {
+            return Ok(None);
+        }
+        let next = chain.head().height + 1;
+        let executed = match checked.filter(|e| e.header.height == next) {
+            Some(e) => e,
+            None => {
+                let block = pb::Block::decode(block).map_err(|e| ChainError::Corrupt {
+                    what: "decided block",
+                    reason: e.to_string(),
+                })?;
+                chain.check_proposal(block, &|ids| self.pooled(ids), i64::MAX)?
+            }
+        };
+        let tx_ids = executed.tx_ids.clone();
+        let height = executed.header.height;
+        chain.commit(executed, certificate)?;
+        drop(chain);
+        self.chain_written.notify_all();
+        lock(&self.mempool).committed(height, &tx_ids);
+        tracing::info!(height, txs = tx_ids.len(), "committed block");
+        self.head.send_replace(height);
+        Ok(Some(tx_ids))
+    }
+
+    /// The pooled (already verified) transactions among `ids`, under one mempool lock.
+    pub(crate) fn pooled(&self, ids: &[TxId]) -> Vec<Option<Arc<CheckedTx>>> {
+        let pool = lock(&self.mempool);
+        ids.iter().map(|id| pool.get(id)).collect()
+    }
+
     /// What admission reads of this node.
     pub(crate) fn gate(&self) -> admission::Gate<'_> {
         admission::Gate {
@@ -198,10 +244,61 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| format!("blocking task failed: {e}"))
+/// Why the sole validator could not produce a block.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    /// An observer has no replica and produces nothing.
+    #[error("an observer does not produce blocks")]
+    Observer,
+    /// With other validators, blocks are decided by consensus.
+    #[error("this node is one of {validators} validators: consensus orders its blocks")]
+    NotSole {
+        /// Validators in the genesis.
+        validators: usize,
+    },
+    /// Building, checking or writing the block failed.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The blocking task panicked or was cancelled.
+    #[error("blocking task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Why a read of committed data failed. Each is a local fault of this node (its store or
+/// its runtime), never the caller's: the API answers them INTERNAL.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The store failed, or a stored record does not decode.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// A stored index entry is malformed.
+    #[error("corrupt {what} index entry")]
+    CorruptIndex {
+        /// Which index.
+        what: &'static str,
+    },
+    /// A block the index or the head points at is not in the store.
+    #[error("block {height} is missing from the store")]
+    MissingBlock {
+        /// Its height.
+        height: u64,
+    },
+    /// The blocking task running the read panicked or was cancelled.
+    #[error("blocking task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl From<tracechain_storage::StorageError> for ReadError {
+    fn from(e: tracechain_storage::StorageError) -> Self {
+        ReadError::Chain(ChainError::Storage(e))
+    }
+}
+
+/// Runs `f` on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    tokio::task::spawn_blocking(f).await
 }
 
 impl Node {
@@ -357,8 +454,9 @@ impl Node {
         let (mark, checked) = match checked {
             Ok(c) => c,
             Err(e) => {
+                let reason = format!("blocking task failed: {e}");
                 return (0..n)
-                    .map(|_| Err(AdmissionError::Internal(e.clone())))
+                    .map(|_| Err(AdmissionError::Internal(reason.clone())))
                     .collect();
             }
         };
@@ -500,44 +598,40 @@ impl Node {
         }
     }
 
-    /// Executes, certifies and commits one block from the mempool. Returns the new
-    /// height, or `None` if nothing was pending.
-    pub async fn produce_block(&self) -> Result<Option<u64>, String> {
+    /// Builds a block from the mempool as the sole validator, certifies it with its own
+    /// commit vote (a quorum of one) and commits it by the path every decided block takes
+    /// ([`Shared::commit_decided`]). Returns the new height, or `None` if nothing was
+    /// pending.
+    pub async fn produce_block(&self) -> Result<Option<u64>, ProduceError> {
         let shared = self.shared.clone();
+        let replica = shared.replica.ok_or(ProduceError::Observer)?;
+        if shared.genesis.validators().n() != 1 {
+            return Err(ProduceError::NotSole {
+                validators: shared.genesis.validators().n(),
+            });
+        }
         let batch =
             lock(&shared.mempool).batch(shared.config.max_block_txs, shared.config.max_block_bytes);
         if batch.is_empty() {
             return Ok(None);
         }
-        let ids: Vec<TxId> = batch.iter().map(|t| t.id).collect();
-        let committed = blocking(move || {
-            let mut chain = lock(&shared.chain);
-            let executed = chain
-                .build_block(&batch, now_ms(), 0, &shared.config.member_id)
-                .map_err(|e| e.to_string())?;
-            let replica = shared
-                .replica
-                .ok_or("an observer does not produce blocks")?;
-            let vote = chain.sign_commit(&executed, replica, &shared.node_key);
+        blocking(move || {
+            let executed =
+                lock(&shared.chain).build_block(&batch, now_ms(), 0, &shared.config.member_id)?;
+            let vote = lock(&shared.chain).sign_commit(&executed, replica, &shared.node_key);
             let certificate = CommitCertificate {
                 height: executed.header.height,
                 view: executed.header.view,
                 block_hash: executed.hash,
                 signatures: vec![vote],
             };
-            let txs = executed.tx_ids.len();
-            let height = executed.header.height;
-            chain
-                .commit(executed, &certificate)
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>((height, txs))
+            let height = certificate.height;
+            // The block was built at head + 1 and only this producer moves the head, so
+            // the execution is always used: no bytes to decode are needed.
+            let committed = shared.commit_decided(Some(executed), &[], &certificate)?;
+            Ok(committed.map(|_| height))
         })
-        .await??;
-        let (height, txs) = committed;
-        lock(&self.shared.mempool).committed(height, &ids);
-        tracing::info!(height, txs, "committed block");
-        self.shared.head.send_replace(height);
-        Ok(Some(height))
+        .await?
     }
 
     // ---- queries ---------------------------------------------------------------
@@ -559,21 +653,18 @@ impl Node {
     }
 
     /// A committed block by height.
-    pub async fn block(&self, height: u64) -> Result<Option<pb::CommittedBlock>, String> {
+    pub async fn block(&self, height: u64) -> Result<Option<pb::CommittedBlock>, ReadError> {
         let store = self.shared.store.clone();
-        blocking(move || {
-            decode_block(store.block(height).map_err(|e| e.to_string())?).map_err(|e| e.to_string())
-        })
-        .await?
+        Ok(blocking(move || decode_block(store.block(height)?)).await??)
     }
 
     /// A committed block by hash.
     pub async fn block_by_hash(
         &self,
         hash: [u8; 32],
-    ) -> Result<Option<pb::CommittedBlock>, String> {
+    ) -> Result<Option<pb::CommittedBlock>, ReadError> {
         let store = self.shared.store.clone();
-        let height = blocking(move || store.height_of(&hash).map_err(|e| e.to_string())).await??;
+        let height = blocking(move || store.height_of(&hash)).await??;
         match height {
             Some(h) => self.block(h).await,
             None => Ok(None),
@@ -581,14 +672,14 @@ impl Node {
     }
 
     /// A transaction's status, and where it is if committed.
-    pub async fn get_tx(&self, id: TxId) -> Result<TxLookup, String> {
+    pub async fn get_tx(&self, id: TxId) -> Result<TxLookup, ReadError> {
         let store = self.shared.store.clone();
-        let location =
-            blocking(move || store.tx_location(&id.0).map_err(|e| e.to_string())).await??;
+        let location = blocking(move || store.tx_location(&id.0)).await??;
         if let Some(loc) = location {
-            let block = self.block(loc.height).await?.ok_or_else(|| {
-                format!("block {} of a committed transaction is missing", loc.height)
-            })?;
+            let block = self
+                .block(loc.height)
+                .await?
+                .ok_or(ReadError::MissingBlock { height: loc.height })?;
             let tx = block
                 .block
                 .as_ref()
@@ -625,25 +716,31 @@ impl Node {
     async fn record<M: Message + Default + 'static>(
         &self,
         key: Vec<u8>,
-    ) -> Result<Option<M>, String> {
+    ) -> Result<Option<M>, ReadError> {
         let store = self.shared.store.clone();
         blocking(move || {
             store
-                .get_state(&key)
-                .map_err(|e| e.to_string())?
-                .map(|b| M::decode(b.as_slice()).map_err(|e| format!("corrupt record: {e}")))
+                .get_state(&key)?
+                .map(|b| {
+                    M::decode(b.as_slice()).map_err(|e| {
+                        ReadError::Chain(ChainError::Corrupt {
+                            what: "state record",
+                            reason: e.to_string(),
+                        })
+                    })
+                })
                 .transpose()
         })
         .await?
     }
 
     /// A shipment's twin.
-    pub async fn shipment(&self, id: &str) -> Result<Option<pb::ShipmentTwin>, String> {
+    pub async fn shipment(&self, id: &str) -> Result<Option<pb::ShipmentTwin>, ReadError> {
         self.record(state::shipment_key(id)).await
     }
 
     /// A device record.
-    pub async fn device(&self, id: &str) -> Result<Option<pb::DeviceRecord>, String> {
+    pub async fn device(&self, id: &str) -> Result<Option<pb::DeviceRecord>, ReadError> {
         self.record(state::device_key(id)).await
     }
 
@@ -653,14 +750,12 @@ impl Node {
         id: &str,
         offset: u64,
         limit: usize,
-    ) -> Result<(Vec<pb::ShipmentEvent>, u64), String> {
+    ) -> Result<(Vec<pb::ShipmentEvent>, u64), ReadError> {
         let store = self.shared.store.clone();
         let prefix = state::shipment_events_prefix(id);
         blocking(move || {
-            let total = store.count_index(&prefix).map_err(|e| e.to_string())?;
-            let entries = store
-                .scan_index(&prefix, offset, limit)
-                .map_err(|e| e.to_string())?;
+            let total = store.count_index(&prefix)?;
+            let entries = store.scan_index(&prefix, offset, limit)?;
             let mut events = Vec::with_capacity(entries.len());
             let mut cached: Option<(u64, pb::CommittedBlock)> = None;
             for (key, tx_id) in entries {
@@ -669,13 +764,14 @@ impl Node {
                     <[u8; 8]>::try_from(&suffix[..8.min(suffix.len())]),
                     <[u8; 4]>::try_from(suffix.get(8..12).unwrap_or_default()),
                 ) else {
-                    return Err("corrupt shipment event index entry".to_string());
+                    return Err(ReadError::CorruptIndex {
+                        what: "shipment event",
+                    });
                 };
                 let (height, index) = (u64::from_be_bytes(h), u32::from_be_bytes(i));
                 if cached.as_ref().map(|(ch, _)| *ch) != Some(height) {
-                    let block = decode_block(store.block(height).map_err(|e| e.to_string())?)
-                        .map_err(|e| e.to_string())?
-                        .ok_or_else(|| format!("block {height} is missing"))?;
+                    let block = decode_block(store.block(height)?)?
+                        .ok_or(ReadError::MissingBlock { height })?;
                     cached = Some((height, block));
                 }
                 let Some((_, block)) = cached.as_ref() else {
@@ -711,13 +807,13 @@ impl Node {
         let id = shipment_id.to_string();
         blocking(move || crate::audit::bundle::build(&store, &genesis, head, &id))
             .await
-            .map_err(crate::audit::bundle::ExportError::Store)?
+            .map_err(|e| crate::audit::bundle::ExportError::Store(e.to_string()))?
     }
 
     /// Streams committed blocks from `from` (inclusive), then live ones, until the
     /// receiver is dropped. Reads the store by height, so a slow subscriber never
     /// misses a block; the channel bound applies backpressure.
-    pub fn subscribe(&self, from: u64) -> mpsc::Receiver<Result<pb::CommittedBlock, String>> {
+    pub fn subscribe(&self, from: u64) -> mpsc::Receiver<Result<pb::CommittedBlock, ReadError>> {
         let (tx, rx) = mpsc::channel(16);
         let node = self.clone();
         let mut head = self.head_watch();
@@ -729,7 +825,7 @@ impl Node {
                 while next <= current {
                     let item = match node.block(next).await {
                         Ok(Some(b)) => Ok(b),
-                        Ok(None) => Err(format!("block {next} is missing")),
+                        Ok(None) => Err(ReadError::MissingBlock { height: next }),
                         Err(e) => Err(e),
                     };
                     let failed = item.is_err();

@@ -20,9 +20,11 @@ const MAX_PENDING_INCOMING: u32 = 64;
 /// Connections per peer: two members may dial each other at the same moment, and a restarted
 /// peer may briefly overlap with its old connection.
 const MAX_CONNECTIONS_PER_PEER: u32 = 4;
-/// Concurrent inbound or outbound streams per request-response protocol and connection
-/// (transactions and consensus messages have separate budgets, so a burst of pushes cannot
-/// take the streams consensus needs).
+/// Concurrent streams per request-response protocol and connection, inbound and outbound
+/// together (one pool per protocol: a burst of pushes cannot take the streams consensus
+/// needs). A member keeps at most `MAX_DIRECT_IN_FLIGHT` (16) consensus messages, one push
+/// and one block request in flight to another, so two members together use at most half of
+/// each pool, also when one of them comes back from a pause to everything sent meanwhile.
 const MAX_CONCURRENT_STREAMS: usize = 64;
 
 /// Everything the node speaks.

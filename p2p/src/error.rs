@@ -119,6 +119,13 @@ pub enum NetworkError {
         /// What request-response said.
         reason: String,
     },
+    /// Too many direct messages to the peer were waiting behind those in flight; this one,
+    /// the oldest, was dropped (consensus retransmits what still matters).
+    #[error("too many messages to {peer} waiting; the oldest was dropped")]
+    BacklogFull {
+        /// The remote peer.
+        peer: PeerId,
+    },
     /// The remote peer answered with a refusal.
     #[error("peer {peer} rejected the request: {reason}")]
     Rejected {

@@ -89,6 +89,9 @@ pub struct NetworkStats {
     pub dropped_pushes: u64,
     /// Direct consensus messages answered busy because the event channel was full.
     pub dropped_consensus: u64,
+    /// Our direct consensus messages dropped, oldest first, because too many to one member
+    /// were waiting behind those in flight (see [`crate::MAX_DIRECT_IN_FLIGHT`]).
+    pub shed_consensus: u64,
     /// Consensus messages refused because the sender is not a member.
     pub rejected_consensus: u64,
     /// Block requests answered busy (event channel full or too many pending).

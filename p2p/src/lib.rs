@@ -42,4 +42,4 @@ pub use event::{NetworkEvent, NetworkStats, PeerRole};
 pub use handle::NetworkHandle;
 pub use libp2p::{Multiaddr, PeerId};
 pub use roster::{node_public_key, peer_id_from_public_key};
-pub use swarm_task::spawn;
+pub use swarm_task::{MAX_DIRECT_BACKLOG, MAX_DIRECT_IN_FLIGHT, spawn};

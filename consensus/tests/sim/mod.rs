@@ -304,6 +304,7 @@ pub fn config(keys: &[SigningKey], set: &ValidatorSet, i: usize) -> Config {
 #[derive(Debug, Clone)]
 enum Event {
     Deliver {
+        from: usize,
         to: usize,
         message: Message,
     },
@@ -372,6 +373,9 @@ pub struct Sim {
     committed_txs: BTreeSet<TxId>,
     tx_counter: u64,
     violations: Vec<String>,
+    /// The replica whose input is being fed: the link sender of a message, or the
+    /// peer that served fetched blocks.
+    sender: Option<usize>,
     trace: bool,
     /// Counters for the report.
     pub stats: Stats,
@@ -390,6 +394,8 @@ pub struct Stats {
     pub delivered: u64,
     /// Virtual time at the end.
     pub end_ms: u64,
+    /// Peer faults reported by any replica.
+    pub faults_reported: u64,
 }
 
 impl Sim {
@@ -457,6 +463,7 @@ impl Sim {
             committed_txs: BTreeSet::new(),
             tx_counter: 0,
             violations: Vec::new(),
+            sender: None,
             trace: std::env::var("TRACECHAIN_SIM_TRACE").is_ok_and(|v| v == "1"),
             stats: Stats {
                 n,
@@ -615,9 +622,11 @@ impl Sim {
 
     fn step(&mut self, event: Event) {
         match event {
-            Event::Deliver { to, message } => {
+            Event::Deliver { from, to, message } => {
                 self.stats.delivered += 1;
+                self.sender = Some(from);
                 self.feed(to, Input::Message(message));
+                self.sender = None;
             }
             Event::Timer {
                 node,
@@ -637,7 +646,11 @@ impl Sim {
                 incarnation,
             } => {
                 if self.nodes[node].incarnation == incarnation {
+                    if let Input::FetchedBlocks { peer, .. } = &input {
+                        self.sender = Some(peer.0 as usize);
+                    }
                     self.feed(node, input);
+                    self.sender = None;
                 }
             }
             Event::Crash { node } => {
@@ -846,7 +859,20 @@ impl Sim {
                     _ => {}
                 }
                 let delay = self.rng.gen_range(5..60);
-                self.later(node, delay, Input::FetchedBlocks(blocks));
+                let peer = ReplicaId(peer as u32);
+                self.later(node, delay, Input::FetchedBlocks { peer, blocks });
+            }
+            Output::PeerFault { peer, fault } => {
+                self.stats.faults_reported += 1;
+                // Blame is only ever earned: input that came from a correct replica
+                // (over the link, whoever it names) must never be reported as faulty.
+                if let Some(sender) = self.sender
+                    && self.correct(sender)
+                {
+                    self.violations.push(format!(
+                        "blame: r{node} reported input from correct r{sender} (naming {peer}) as faulty: {fault}"
+                    ));
+                }
             }
             Output::SetTimer { timer, after_ms } => {
                 let n = &mut self.nodes[node];
@@ -1275,6 +1301,7 @@ impl Sim {
             self.schedule(
                 self.now + delay,
                 Event::Deliver {
+                    from,
                     to,
                     message: message.clone(),
                 },

@@ -26,9 +26,68 @@ pub enum GenesisError {
     /// The TOML does not parse.
     #[error("genesis file is not valid TOML: {0}")]
     Toml(#[from] toml::de::Error),
-    /// A rule of the genesis is broken.
-    #[error("invalid genesis: {0}")]
-    Invalid(String),
+    /// The chain id is empty or longer than 64 bytes.
+    #[error("invalid genesis: chain_id must be 1..=64 bytes, got {len}")]
+    ChainId {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// No member is listed.
+    #[error("invalid genesis: at least one member is needed")]
+    NoMembers,
+    /// No member is a validator.
+    #[error("invalid genesis: at least one member must be a validator")]
+    NoValidators,
+    /// A member id is empty, too long or not printable ASCII.
+    #[error("invalid genesis: member id {id:?} must be 1..=64 printable ASCII characters")]
+    MemberId {
+        /// The id as written.
+        id: String,
+    },
+    /// Two members share an id.
+    #[error("invalid genesis: member id {id} appears twice")]
+    DuplicateMember {
+        /// The id.
+        id: String,
+    },
+    /// Two members share a node key.
+    #[error("invalid genesis: member {member}: node_key is shared with another member")]
+    SharedNodeKey {
+        /// The second member with the key.
+        member: String,
+    },
+    /// A member's key is not an acceptable Ed25519 public key.
+    #[error("invalid genesis: member {member}: {field} {problem}")]
+    Key {
+        /// The member.
+        member: String,
+        /// `node_key` or `admin_key`.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: KeyProblem,
+    },
+    /// A member's role number (in the protobuf form) is not a known role.
+    #[error("invalid genesis: member {member}: role {role} is not a known role")]
+    UnknownRoleNumber {
+        /// The member.
+        member: String,
+        /// The number found.
+        role: i32,
+    },
+}
+
+/// What is wrong with a genesis key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyProblem {
+    /// Not 64 hex digits.
+    #[error("is not 32 bytes of hex")]
+    NotHex,
+    /// Not the encoding of a point on the curve.
+    #[error("is not an Ed25519 point")]
+    NotAPoint,
+    /// A point, but one a signature scheme must not accept (small order, torsion).
+    #[error("is not acceptable: {0}")]
+    Unacceptable(crate::crypto::CryptoError),
 }
 
 /// A member's role in the supply chain; customs may clear or hold shipments.
@@ -196,20 +255,24 @@ pub struct Genesis {
     hash: [u8; 32],
 }
 
-fn parse_key(member: &str, what: &str, hex_key: &str) -> Result<VerifyingKey, GenesisError> {
+fn parse_key(
+    member: &str,
+    field: &'static str,
+    hex_key: &str,
+) -> Result<VerifyingKey, GenesisError> {
+    let problem = |problem| GenesisError::Key {
+        member: member.to_string(),
+        field,
+        problem,
+    };
     let bytes: [u8; 32] = hex::decode(hex_key)
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| {
-            GenesisError::Invalid(format!("member {member}: {what} is not 32 bytes of hex"))
-        })?;
-    let key = VerifyingKey::from_bytes(&bytes).map_err(|_| {
-        GenesisError::Invalid(format!("member {member}: {what} is not an Ed25519 point"))
-    })?;
+        .ok_or_else(|| problem(KeyProblem::NotHex))?;
+    let key = VerifyingKey::from_bytes(&bytes).map_err(|_| problem(KeyProblem::NotAPoint))?;
     // Full check: a point, not of small order, no torsion component.
-    crate::crypto::validate_public_key(crate::crypto::Scheme::Ed25519, &bytes).map_err(|e| {
-        GenesisError::Invalid(format!("member {member}: {what} is not acceptable: {e}"))
-    })?;
+    crate::crypto::validate_public_key(crate::crypto::Scheme::Ed25519, &bytes)
+        .map_err(|e| problem(KeyProblem::Unacceptable(e)))?;
     Ok(key)
 }
 
@@ -226,14 +289,12 @@ impl Genesis {
     /// Checks a parsed genesis: at least one member, unique ids and keys, valid keys.
     pub fn from_file(file: GenesisFile) -> Result<Self, GenesisError> {
         if file.chain_id.is_empty() || file.chain_id.len() > 64 {
-            return Err(GenesisError::Invalid(
-                "chain_id must be 1..=64 bytes".into(),
-            ));
+            return Err(GenesisError::ChainId {
+                len: file.chain_id.len(),
+            });
         }
         if file.members.is_empty() {
-            return Err(GenesisError::Invalid(
-                "at least one member is needed".into(),
-            ));
+            return Err(GenesisError::NoMembers);
         }
         let mut members = Vec::with_capacity(file.members.len());
         let mut by_id = BTreeMap::new();
@@ -241,24 +302,17 @@ impl Genesis {
         let mut validators = 0u32;
         for (i, m) in file.members.iter().enumerate() {
             if m.id.is_empty() || m.id.len() > 64 || !m.id.chars().all(|c| c.is_ascii_graphic()) {
-                return Err(GenesisError::Invalid(format!(
-                    "member id {:?} must be 1..=64 printable ASCII characters",
-                    m.id
-                )));
+                return Err(GenesisError::MemberId { id: m.id.clone() });
             }
             if by_id.insert(m.id.clone(), i).is_some() {
-                return Err(GenesisError::Invalid(format!(
-                    "member id {} appears twice",
-                    m.id
-                )));
+                return Err(GenesisError::DuplicateMember { id: m.id.clone() });
             }
             let node_key = parse_key(&m.id, "node_key", &m.node_key)?;
             let admin_key = parse_key(&m.id, "admin_key", &m.admin_key)?;
             if !node_keys.insert(node_key.to_bytes()) {
-                return Err(GenesisError::Invalid(format!(
-                    "member {}: node_key is shared with another member",
-                    m.id
-                )));
+                return Err(GenesisError::SharedNodeKey {
+                    member: m.id.clone(),
+                });
             }
             let replica = m.validator.then(|| {
                 validators += 1;
@@ -275,9 +329,7 @@ impl Genesis {
             });
         }
         if validators == 0 {
-            return Err(GenesisError::Invalid(
-                "at least one member must be a validator".into(),
-            ));
+            return Err(GenesisError::NoValidators);
         }
         let mut genesis = Self {
             file,
@@ -358,10 +410,10 @@ impl Genesis {
                     Ok(pb::MemberRole::Customs) => Role::Customs,
                     Ok(pb::MemberRole::Auditor) => Role::Auditor,
                     _ => {
-                        return Err(GenesisError::Invalid(format!(
-                            "member {}: role {} is not a known role",
-                            m.id, m.role
-                        )));
+                        return Err(GenesisError::UnknownRoleNumber {
+                            member: m.id.clone(),
+                            role: m.role,
+                        });
                     }
                 };
                 Ok(MemberEntry {
@@ -404,5 +456,103 @@ mod tests {
             err.to_string(),
             "unknown role \"shipper\": use producer, carrier, retailer, customs or auditor"
         );
+    }
+
+    fn key_hex(seed: u8) -> String {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+        hex::encode(key.verifying_key().as_bytes())
+    }
+
+    /// The identity of Edwards25519: a valid encoding of a point of small order.
+    fn identity_point() -> String {
+        let mut bytes = [0u8; 32];
+        bytes[0] = 1;
+        hex::encode(bytes)
+    }
+
+    fn two_members() -> GenesisFile {
+        let mut file = GenesisFile::single_member(
+            "chain",
+            0,
+            &ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key(),
+            &[0; 32],
+        );
+        file.members[0].admin_key = key_hex(2);
+        let mut second = file.members[0].clone();
+        second.id = "carrier".into();
+        second.node_key = key_hex(3);
+        second.admin_key = key_hex(4);
+        second.validator = false;
+        file.members.push(second);
+        file
+    }
+
+    /// Each broken rule is reported as its own error, with the facts a caller needs.
+    #[test]
+    fn each_broken_rule_has_its_own_error() {
+        assert!(Genesis::from_file(two_members()).is_ok());
+        type Tweak = fn(&mut GenesisFile);
+        type Expected = fn(&GenesisError) -> bool;
+        let cases: Vec<(&str, Tweak, Expected)> = vec![
+            (
+                "empty chain id",
+                |f| f.chain_id.clear(),
+                |e| matches!(e, GenesisError::ChainId { len: 0 }),
+            ),
+            (
+                "no members",
+                |f| f.members.clear(),
+                |e| matches!(e, GenesisError::NoMembers),
+            ),
+            (
+                "no validator",
+                |f| f.members[0].validator = false,
+                |e| matches!(e, GenesisError::NoValidators),
+            ),
+            (
+                "id with a space",
+                |f| f.members[1].id = "a b".into(),
+                |e| matches!(e, GenesisError::MemberId { id } if id == "a b"),
+            ),
+            (
+                "id twice",
+                |f| f.members[1].id = "farm".into(),
+                |e| matches!(e, GenesisError::DuplicateMember { id } if id == "farm"),
+            ),
+            (
+                "shared node key",
+                |f| f.members[1].node_key = key_hex(1),
+                |e| matches!(e, GenesisError::SharedNodeKey { member } if member == "carrier"),
+            ),
+            (
+                "short key",
+                |f| f.members[1].admin_key = "abcd".into(),
+                |e| matches!(e, GenesisError::Key { member, field: "admin_key", problem: KeyProblem::NotHex } if member == "carrier"),
+            ),
+            (
+                "small-order key",
+                |f| f.members[1].node_key = identity_point(),
+                |e| {
+                    matches!(
+                        e,
+                        GenesisError::Key {
+                            field: "node_key",
+                            problem: KeyProblem::Unacceptable(_),
+                            ..
+                        }
+                    )
+                },
+            ),
+        ];
+        for (name, tweak, expected) in cases {
+            let mut file = two_members();
+            tweak(&mut file);
+            let err = Genesis::from_file(file).expect_err(name);
+            assert!(expected(&err), "{name}: {err:?}");
+            assert!(
+                err.to_string().starts_with("invalid genesis: "),
+                "{name}: {err}"
+            );
+        }
     }
 }

@@ -187,8 +187,7 @@ fn opt_milli(v: &Option<String>) -> anyhow::Result<Option<i32>> {
 }
 
 fn degrees_e7(s: &str) -> anyhow::Result<i32> {
-    let v = super::units::parse_fixed(s, 7).map_err(anyhow::Error::msg)?;
-    i32::try_from(v).map_err(|_| anyhow::anyhow!("{s:?} is out of range"))
+    Ok(super::units::parse_fixed_as(s, 7)?)
 }
 
 fn device_key_action(
@@ -251,8 +250,8 @@ fn build_action(a: ActionArgs) -> anyhow::Result<Action> {
                 .collect::<anyhow::Result<_>>()?,
             owner,
             policy: Some(pb::ColdChainPolicy {
-                min_milli_c: milli_c(&min).map_err(anyhow::Error::msg)?,
-                max_milli_c: milli_c(&max).map_err(anyhow::Error::msg)?,
+                min_milli_c: milli_c(&min)?,
+                max_milli_c: milli_c(&max)?,
                 excursion_budget_minutes: budget_min,
                 max_reading_gap_minutes: max_gap_min,
                 mkt_limit_milli_c: opt_milli(&mkt_limit)?,
@@ -318,12 +317,11 @@ fn build_action(a: ActionArgs) -> anyhow::Result<Action> {
         } => Action::SensorReport(pb::SensorReport {
             shipment_id: shipment,
             observed_at_ms: time_ms.unwrap_or_else(now_ms),
-            temperature_milli_c: milli_c(&temp).map_err(anyhow::Error::msg)?,
+            temperature_milli_c: milli_c(&temp)?,
             humidity_permille: humidity
                 .as_deref()
-                .map(|h| super::units::parse_fixed(h, 1).map(|v| v as u32))
-                .transpose()
-                .map_err(anyhow::Error::msg)?,
+                .map(|h| super::units::parse_fixed_as::<u32>(h, 1))
+                .transpose()?,
             location: match (lat, lon) {
                 (Some(lat), Some(lon)) => Some(pb::GeoPoint {
                     lat_e7: degrees_e7(&lat)?,

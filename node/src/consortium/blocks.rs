@@ -1,8 +1,8 @@
-//! Blocks as the driver handles them: the head it tells consensus about, checking a
-//! proposal against the head (after the write of the block before it), committing a
-//! decided block.
+//! Blocks as the driver handles them: the head it tells consensus about, and checking a
+//! proposal against the head (after the write of the block before it). A decided block
+//! is committed by `Shared::commit_decided`, the one path every block takes.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use prost::Message as _;
 use tracechain_consensus::ChainHead;
@@ -14,7 +14,6 @@ use super::now_ms;
 use crate::{
     chain::{Chain, ChainError, ExecutedBlock},
     locks::lock,
-    tx::{CheckedTx, TxId},
 };
 
 pub(super) fn head_of(chain: &Chain) -> Result<ChainHead, ChainError> {
@@ -45,12 +44,6 @@ pub(super) fn head_of(chain: &Chain) -> Result<ChainHead, ChainError> {
     })
 }
 
-/// The pooled (already verified) transactions among `ids`, under one mempool lock.
-pub(super) fn pooled(shared: &crate::node::Shared, ids: &[TxId]) -> Vec<Option<Arc<CheckedTx>>> {
-    let pool = lock(&shared.mempool);
-    ids.iter().map(|id| pool.get(id)).collect()
-}
-
 /// Longest a proposal check waits for the write of the block before it.
 pub(super) const CHECK_WAITS_FOR_WRITE: Duration = Duration::from_secs(10);
 
@@ -78,7 +71,7 @@ pub(super) fn check_block(
         .unwrap_or_else(|p| p.into_inner());
     match chain.check_proposal(
         block,
-        &|ids| pooled(shared, ids),
+        &|ids| shared.pooled(ids),
         now_ms().saturating_add(skew),
     ) {
         Ok(e) => Some(e),
@@ -87,36 +80,4 @@ pub(super) fn check_block(
             None
         }
     }
-}
-
-/// Commits a decided block: the checked execution when we have it, else (a block
-/// fetched while catching up) executes it first. Returns its transaction ids.
-pub(super) fn commit_block(
-    shared: &crate::node::Shared,
-    checked: Option<ExecutedBlock>,
-    block: &[u8],
-    certificate: &tracechain_consensus::CommitCertificate,
-) -> Result<Vec<TxId>, String> {
-    let mut chain = lock(&shared.chain);
-    if chain.head().height >= certificate.height {
-        return Ok(Vec::new());
-    }
-    let executed = match checked.filter(|e| e.header.height == chain.head().height + 1) {
-        Some(e) => e,
-        None => {
-            let block = pb::Block::decode(block).map_err(|e| e.to_string())?;
-            chain
-                .check_proposal(block, &|ids| pooled(shared, ids), i64::MAX)
-                .map_err(|e| e.to_string())?
-        }
-    };
-    let tx_ids = executed.tx_ids.clone();
-    let height = executed.header.height;
-    chain
-        .commit(executed, certificate)
-        .map_err(|e| e.to_string())?;
-    drop(chain);
-    shared.chain_written.notify_all();
-    lock(&shared.mempool).committed(height, &tx_ids);
-    Ok(tx_ids)
 }

@@ -89,7 +89,7 @@ async fn full_mempool_refuses_with_resource_exhausted_and_keeps_what_it_has() {
     }
     assert_eq!(node.status().await.mempool_size, 3);
     // A block drains the pool; nothing admitted was lost.
-    assert_eq!(node.produce_block().await, Ok(Some(1)));
+    assert_eq!(node.produce_block().await.expect("produced"), Some(1));
     let block = node.block(1).await.expect("read").expect("block");
     assert_eq!(block.results.len(), 3);
     assert_eq!(node.status().await.mempool_size, 0);
@@ -115,7 +115,7 @@ async fn a_transaction_committed_while_it_was_checked_does_not_go_back_into_the_
     let second = register(&admin, 2);
     let (mark, checks) = admission::check(&node.shared.gate(), Origin::Peer, vec![second]);
     assert_eq!(mark, 0);
-    assert_eq!(node.produce_block().await, Ok(Some(1)));
+    assert_eq!(node.produce_block().await.expect("produced"), Some(1));
     // The late insert of the committed one is refused (the pool remembers block 1);
     // the other goes in.
     let outcomes = node.pool_checked(Origin::Peer, None, mark, stale_checks);
@@ -202,7 +202,7 @@ async fn committed_transactions_are_duplicates_and_restart_keeps_the_head() {
     assert!(node.submit(vec![tx.clone()]).await[0].is_ok());
     let again = node.submit(vec![tx.clone()]).await;
     assert!(matches!(again[0], Err(AdmissionError::Duplicate { .. })));
-    assert_eq!(node.produce_block().await, Ok(Some(1)));
+    assert_eq!(node.produce_block().await.expect("produced"), Some(1));
     let after = node.submit(vec![tx]).await;
     let e = after[0].as_ref().expect_err("committed");
     assert_eq!(crate::api::admission_code(e), tonic::Code::AlreadyExists);

@@ -18,6 +18,8 @@ mod direct;
 mod sync;
 mod txs;
 
+pub use direct::{MAX_DIRECT_BACKLOG, MAX_DIRECT_IN_FLIGHT};
+
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::time::Duration;
@@ -94,6 +96,7 @@ pub fn spawn(
         listen_addrs: Vec::new(),
         listen_waiters: Vec::new(),
         pending_sends: HashMap::new(),
+        direct_links: HashMap::new(),
         pending_block_requests: HashMap::new(),
         block_replies: FuturesUnordered::new(),
         tx_sink: config.tx_sink.clone(),
@@ -135,6 +138,7 @@ struct Counters {
     busy_pushes: u64,
     dropped_pushes: u64,
     dropped_consensus: u64,
+    shed_consensus: u64,
     rejected_consensus: u64,
     dropped_block_requests: u64,
     dropped_peer_events: u64,
@@ -160,7 +164,10 @@ struct SwarmTask {
     redialer: Redialer,
     listen_addrs: Vec<Multiaddr>,
     listen_waiters: Vec<oneshot::Sender<Vec<Multiaddr>>>,
-    pending_sends: HashMap<OutboundRequestId, SendWaiter>,
+    /// Direct messages in flight: to whom, and who waits for the acknowledgement.
+    pending_sends: HashMap<OutboundRequestId, (PeerId, SendWaiter)>,
+    /// Per member with direct messages in flight or waiting (see `direct`).
+    direct_links: HashMap<PeerId, direct::DirectLink>,
     pending_block_requests: HashMap<OutboundRequestId, BlocksWaiter>,
     /// At most `max_pending_block_requests` entries, each ending within the request timeout.
     block_replies: FuturesUnordered<BoxFuture<'static, BlockReply>>,
@@ -258,6 +265,7 @@ impl SwarmTask {
             busy_pushes: c.busy_pushes,
             dropped_pushes: c.dropped_pushes,
             dropped_consensus: c.dropped_consensus,
+            shed_consensus: c.shed_consensus,
             rejected_consensus: c.rejected_consensus,
             dropped_block_requests: c.dropped_block_requests,
             dropped_peer_events: c.dropped_peer_events,
