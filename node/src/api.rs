@@ -40,13 +40,10 @@ fn internal(e: impl std::fmt::Display) -> Status {
     Status::internal(e.to_string())
 }
 
-fn non_empty(field: &str, value: &str) -> Result<(), Status> {
-    if value.is_empty() || value.len() > 256 {
-        return Err(Status::invalid_argument(format!(
-            "{field} must be 1..=256 bytes"
-        )));
-    }
-    Ok(())
+/// An id a request names gets the check ids in transactions get (1..=256 bytes, no
+/// control characters): no request can name a key no transaction could have written.
+fn identifier(field: &str, value: &str) -> Result<(), Status> {
+    crate::tx::check_id(field, value).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
 #[tonic::async_trait]
@@ -161,7 +158,7 @@ impl pb::ledger_server::Ledger for Api {
         request: Request<pb::GetShipmentRequest>,
     ) -> Result<Response<pb::ShipmentTwin>, Status> {
         let id = request.into_inner().shipment_id;
-        non_empty("shipment_id", &id)?;
+        identifier("shipment_id", &id)?;
         self.node
             .shipment(&id)
             .await
@@ -175,7 +172,7 @@ impl pb::ledger_server::Ledger for Api {
         request: Request<pb::ExportAuditBundleRequest>,
     ) -> Result<Response<pb::AuditBundle>, Status> {
         let id = request.into_inner().shipment_id;
-        non_empty("shipment_id", &id)?;
+        identifier("shipment_id", &id)?;
         match self.node.audit_bundle(&id).await {
             Ok(bundle) => Ok(Response::new(bundle)),
             Err(e @ crate::audit::bundle::ExportError::UnknownShipment(_)) => {
@@ -203,7 +200,7 @@ impl pb::ledger_server::Ledger for Api {
         request: Request<pb::GetShipmentEventsRequest>,
     ) -> Result<Response<pb::GetShipmentEventsResponse>, Status> {
         let req = request.into_inner();
-        non_empty("shipment_id", &req.shipment_id)?;
+        identifier("shipment_id", &req.shipment_id)?;
         let limit = if req.limit == 0 {
             MAX_EVENTS_PAGE
         } else {
@@ -238,7 +235,7 @@ impl pb::ledger_server::Ledger for Api {
         request: Request<pb::GetDeviceRequest>,
     ) -> Result<Response<pb::DeviceRecord>, Status> {
         let id = request.into_inner().device_id;
-        non_empty("device_id", &id)?;
+        identifier("device_id", &id)?;
         self.node
             .device(&id)
             .await

@@ -51,6 +51,19 @@ pub enum ChainError {
         /// What is wrong.
         fault: BlockFault,
     },
+    /// A certificate of a view earlier than the block's header (see
+    /// [`certificate::view_commits_header`]).
+    #[error(
+        "certificate for height {height} is of view {certificate_view}, earlier than the header's view {header_view}"
+    )]
+    CertificateBeforeHeader {
+        /// Height.
+        height: u64,
+        /// The certificate's view.
+        certificate_view: u64,
+        /// The header's view.
+        header_view: u64,
+    },
     /// A certificate does not prove the block.
     #[error("invalid certificate for height {height}: {error}")]
     InvalidCertificate {
@@ -296,6 +309,13 @@ impl Chain {
         certificate
             .verify_for(&self.validators, height, &executed.hash)
             .map_err(|error| ChainError::InvalidCertificate { height, error })?;
+        if !certificate::view_commits_header(certificate.view, executed.header.view) {
+            return Err(ChainError::CertificateBeforeHeader {
+                height,
+                certificate_view: certificate.view,
+                header_view: executed.header.view,
+            });
+        }
         // A transaction repeated from an earlier block (or earlier in this one) keeps
         // its DUPLICATE result in the block, but must not move the index entry of the
         // original: only the first occurrence is indexed.

@@ -23,7 +23,12 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            match e.downcast_ref::<tracechain_node::cli::NotAnchored>() {
+                Some(_) => {
+                    std::process::ExitCode::from(tracechain_node::cli::NotAnchored::EXIT_CODE)
+                }
+                None => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }

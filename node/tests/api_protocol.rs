@@ -166,3 +166,50 @@ async fn a_request_that_is_not_protobuf_is_the_clients_fault() {
         .expect("an empty GetChainStatusRequest is valid");
     assert!(!answer.into_inner().is_empty());
 }
+
+/// Every id a request names gets the check ids in transactions get: an id with a NUL (or
+/// any control character) is the client's fault, INVALID_ARGUMENT with the reason, never a
+/// read of another id's keys (it once answered INTERNAL "corrupt shipment event index
+/// entry" and logged an ERROR on every call).
+#[tokio::test]
+async fn an_id_with_control_characters_is_refused_with_the_reason() {
+    use tracechain_proto::v1::{self as pb, ledger_client::LedgerClient};
+    let (channel, _stop, _data) = serve().await;
+    let mut client = LedgerClient::new(channel);
+    for id in ["S-1\0", "S-1\0\0\0", "\0", "S\u{7}1", "a\nb"] {
+        let status = client
+            .get_shipment_events(pb::GetShipmentEventsRequest {
+                shipment_id: id.into(),
+                ..Default::default()
+            })
+            .await
+            .expect_err("refused");
+        assert_eq!(status.code(), Code::InvalidArgument, "{id:?}: {status:?}");
+        assert!(
+            status.message().contains("control characters"),
+            "{id:?}: {}",
+            status.message()
+        );
+        let status = client
+            .get_shipment(pb::GetShipmentRequest {
+                shipment_id: id.into(),
+            })
+            .await
+            .expect_err("refused");
+        assert_eq!(status.code(), Code::InvalidArgument, "{id:?}: {status:?}");
+        let status = client
+            .get_device(pb::GetDeviceRequest {
+                device_id: id.into(),
+            })
+            .await
+            .expect_err("refused");
+        assert_eq!(status.code(), Code::InvalidArgument, "{id:?}: {status:?}");
+        let status = client
+            .export_audit_bundle(pb::ExportAuditBundleRequest {
+                shipment_id: id.into(),
+            })
+            .await
+            .expect_err("refused");
+        assert_eq!(status.code(), Code::InvalidArgument, "{id:?}: {status:?}");
+    }
+}

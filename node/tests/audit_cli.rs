@@ -174,10 +174,36 @@ fn export_then_verify_offline_and_refuse_a_tampered_bundle() {
     assert!(csv.contains(",9.250,out,"), "{csv}");
     let svg = std::fs::read_to_string(dir.join("chart.svg")).expect("svg");
     assert!(svg.starts_with("<svg") && svg.contains("policy band"));
-    let json: serde_json::Value =
-        serde_json::from_str(&cli(dir, &["--json", "audit", "verify", "bundle.pb"])).expect("json");
+    let json: serde_json::Value = serde_json::from_str(&cli(
+        dir,
+        &[
+            "--json",
+            "audit",
+            "verify",
+            "bundle.pb",
+            "--genesis",
+            "net/genesis.toml",
+        ],
+    ))
+    .expect("json");
     assert_eq!(json["verified"], true);
+    assert_eq!(json["anchored"], true);
     assert_eq!(json["readings"].as_array().map(Vec::len), Some(3));
+    // No trust anchor: not VERIFIED, whatever the bundle's own genesis says; exit code 3.
+    let out = run(dir, &["audit", "verify", "bundle.pb"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("NOT ANCHORED  shipment"), "{text}");
+    assert!(!text.contains("VERIFIED  "), "{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not anchored"),
+        "{out:?}"
+    );
+    let out = run(dir, &["--json", "audit", "verify", "bundle.pb"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["verified"], false);
+    assert_eq!(json["anchored"], false);
 
     // The proven events as an EPCIS 2.0 document, offline, accepted by the importer's
     // checks (CBV vocabularies, units, required fields per event type).

@@ -16,6 +16,17 @@ use tracechain_proto::v1 as pb;
 
 use crate::genesis::Genesis;
 
+/// Whether a certificate of `certificate_view` may commit a block whose header names
+/// `header_view`. A block is proposed in its header's view and committed there or, when a
+/// view change carried it forward, in a later view: PBFT (§4.4) has the new primary
+/// re-propose the highest prepared block unchanged, header and all, so its certificate
+/// names the later view. A certificate of an earlier view than the header is impossible
+/// for an honest run (the block did not exist yet) and is refused, by the node when it
+/// commits and by the auditor.
+pub fn view_commits_header(certificate_view: u64, header_view: u64) -> bool {
+    certificate_view >= header_view
+}
+
 /// More signatures than any consortium could need: a bound on what one certificate can
 /// make the decoder allocate.
 pub const MAX_SIGNATURES: usize = 1_024;

@@ -100,12 +100,29 @@ pub fn shipment_key(id: &str) -> Vec<u8> {
     [b"s/".as_slice(), id.as_bytes()].concat()
 }
 
-/// Prefix of a shipment's event index entries (`e/<shipment id>\0<height be><index be>`).
+/// Appends `id` to a key so that it ends unambiguously: escaped (0x00 → 0x01 0x01,
+/// 0x01 → 0x01 0x02), then a 0x00 terminator. So no id's prefix is a prefix of another
+/// id's keys, whatever bytes either holds: a scan of `e/<id>\0` returns that id's
+/// entries and no one else's. Ids in transactions never hold control characters, so for
+/// every id a chain can contain this is the id itself and a 0x00 (the layout before the
+/// escape).
+fn push_id(key: &mut Vec<u8>, id: &str) {
+    for &b in id.as_bytes() {
+        match b {
+            0 => key.extend_from_slice(&[1, 1]),
+            1 => key.extend_from_slice(&[1, 2]),
+            b => key.push(b),
+        }
+    }
+    key.push(0);
+}
+
+/// Prefix of a shipment's event index entries (`e/<shipment id>\0<height be><index be>`,
+/// the id escaped as [`push_id`] does).
 pub fn shipment_events_prefix(id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(3 + id.len());
     k.extend_from_slice(b"e/");
-    k.extend_from_slice(id.as_bytes());
-    k.push(0);
+    push_id(&mut k, id);
     k
 }
 
@@ -122,8 +139,7 @@ pub fn shipment_event_key(id: &str, height: u64, index: u32) -> Vec<u8> {
 pub fn device_lifecycle_prefix(id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(3 + id.len());
     k.extend_from_slice(b"v/");
-    k.extend_from_slice(id.as_bytes());
-    k.push(0);
+    push_id(&mut k, id);
     k
 }
 
@@ -283,4 +299,65 @@ pub fn state_commitment(previous: &[u8; 32], writes: &Writes) -> [u8; 32] {
     h.update(previous);
     h.update(w.finalize().as_bytes());
     *h.finalize().as_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Ids built from the bytes that could confuse a key layout: the escape and terminator
+    /// bytes, a multi-byte character, and plain letters (so that ids are often prefixes of
+    /// one another).
+    fn id() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just('\0'),
+                Just('\u{1}'),
+                Just('a'),
+                Just('b'),
+                Just('\u{ff}')
+            ],
+            0..6,
+        )
+        .prop_map(|chars| chars.into_iter().collect())
+    }
+
+    proptest! {
+        /// A scan of one id's index prefix meets exactly that id's entries: no id's keys
+        /// fall in another id's prefix range, however the two ids relate.
+        #[test]
+        fn index_keys_of_one_id_are_never_in_anothers_range(
+            a in id(),
+            b in id(),
+            suffix in id(),
+            height in any::<u64>(),
+            index in any::<u32>(),
+        ) {
+            for other in [b.clone(), format!("{a}{suffix}")] {
+                let key = shipment_event_key(&other, height, index);
+                prop_assert_eq!(key.starts_with(&shipment_events_prefix(&a)), a == other);
+                let entry = pb::HistoryEntry {
+                    kind: pb::HistoryKind::Device as i32,
+                    subject: other.clone(),
+                    ..Default::default()
+                };
+                let key = history_key(&entry, height, index);
+                prop_assert_eq!(key.starts_with(&device_lifecycle_prefix(&a)), a == other);
+            }
+        }
+    }
+
+    /// For every id a transaction may hold (no control characters) the layout is the one
+    /// chains were written with before the escape: the id, then 0x00.
+    #[test]
+    fn ids_without_control_characters_keep_their_layout() {
+        for id in ["S-1", "urn:epc:id:sscc:4012345.0000000077", "ÿ"] {
+            let mut old = b"e/".to_vec();
+            old.extend_from_slice(id.as_bytes());
+            old.push(0);
+            assert_eq!(shipment_events_prefix(id), old);
+        }
+    }
 }

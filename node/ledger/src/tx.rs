@@ -30,7 +30,7 @@ mod fields;
 #[cfg(test)]
 mod tests;
 
-pub use fields::{MAX_EPCIS_EPCS, MAX_EPCIS_JSON_BYTES, MAX_EPCIS_READINGS};
+pub use fields::{MAX_EPCIS_EPCS, MAX_EPCIS_JSON_BYTES, MAX_EPCIS_READINGS, check_id};
 use fields::{check_action, check_signer, check_time};
 
 /// Domain-separation prefix of every transaction signature: a transaction signature can

@@ -116,28 +116,74 @@ async fn commit(node: &Node, txs: Vec<pb::SignedTx>) {
         .expect("non-empty");
 }
 
+/// Commits `txs` in a block whose header names `header_view`, with a certificate of
+/// `certificate_view` signed by the sole validator (farm, node key seed 21): what a block
+/// prepared in one view and re-proposed by a later primary looks like (PBFT §4.4).
+async fn commit_in_views(
+    node: &Node,
+    txs: Vec<pb::SignedTx>,
+    header_view: u64,
+    certificate_view: u64,
+) -> Result<(), crate::chain::ChainError> {
+    let outcomes = node.submit(txs).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    let shared = node.shared.clone();
+    tokio::task::spawn_blocking(move || {
+        let batch = crate::locks::lock(&shared.mempool).batch(1_000, 1 << 20);
+        let executed =
+            crate::locks::lock(&shared.chain).build_block(&batch, now_ms(), header_view, "farm")?;
+        let height = executed.header.height;
+        let key = SigningKey::from_bytes(&[21; 32]);
+        let vote = tracechain_consensus::sign_commit_vote(
+            &key,
+            CHAIN,
+            height,
+            certificate_view,
+            &executed.hash,
+        );
+        let certificate = tracechain_consensus::CommitCertificate {
+            height,
+            view: certificate_view,
+            block_hash: executed.hash,
+            signatures: vec![(tracechain_consensus::ReplicaId(0), vote)],
+        };
+        shared
+            .commit_decided(Some(executed), &[], &certificate)
+            .map(|_| ())
+    })
+    .await
+    .expect("task")
+}
+
 /// A cold-chain run: two shipments, three devices, a key rotation, an excursion, an
 /// unrelated device's traffic, custody farm -> carrier -> retailer (final delivery).
 async fn run(final_delivery: bool) -> Run {
+    run_as(final_delivery, 0).await
+}
+
+/// [`run`] by a consortium whose member and node keys are shifted by `keys` (0: the
+/// consortium the tests trust; another value: a self-made one with the same chain id,
+/// member names and roles).
+async fn run_as(final_delivery: bool, keys: u8) -> Run {
     let dir = tempfile::tempdir().expect("dir");
-    let mut farm = Actor::new("farm", pb::SignerKind::Member, 11);
-    let mut carrier = Actor::new("carrier", pb::SignerKind::Member, 12);
-    let mut retailer = Actor::new("retailer", pb::SignerKind::Member, 13);
+    let mut farm = Actor::new("farm", pb::SignerKind::Member, 11 + keys);
+    let mut carrier = Actor::new("carrier", pb::SignerKind::Member, 12 + keys);
+    let mut retailer = Actor::new("retailer", pb::SignerKind::Member, 13 + keys);
     let genesis = Genesis::from_file(GenesisFile {
         chain_id: CHAIN.into(),
         genesis_time_ms: 1_700_000_000_000,
         max_clock_skew_ms: 300_000,
         members: vec![
-            member("farm", Role::Producer, 21, &farm, true),
-            member("carrier", Role::Carrier, 22, &carrier, false),
-            member("retailer", Role::Retailer, 23, &retailer, false),
+            member("farm", Role::Producer, 21 + keys, &farm, true),
+            member("carrier", Role::Carrier, 22 + keys, &carrier, false),
+            member("retailer", Role::Retailer, 23 + keys, &retailer, false),
         ],
     })
     .expect("genesis");
     let node = Node::open(
         NodeConfig::new(dir.path().join("db"), "farm".into()),
         genesis.clone(),
-        SigningKey::from_bytes(&[21; 32]),
+        SigningKey::from_bytes(&[21 + keys; 32]),
     )
     .expect("open");
     let mut logger = Actor::new("logger-1", pb::SignerKind::Device, 31);
@@ -518,4 +564,151 @@ async fn a_moved_index_a_foreign_genesis_and_a_truncated_tail() {
     for junk in [&b""[..], &[0xff; 7][..], &[0x0a, 0x80][..]] {
         assert!(verify_bytes(junk, &none()).is_err());
     }
+}
+
+/// A block prepared in view 7 and re-proposed unchanged by the primary of view 8 keeps its
+/// header (view 7) and is committed with a certificate of view 8: the node commits it and
+/// its bundle verifies offline. A certificate of a view *earlier* than its header's is
+/// refused by both.
+#[tokio::test]
+async fn a_block_committed_in_a_later_view_than_its_header_verifies() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut farm = Actor::new("farm", pb::SignerKind::Member, 11);
+    let genesis = Genesis::from_file(GenesisFile {
+        chain_id: CHAIN.into(),
+        genesis_time_ms: 1_700_000_000_000,
+        max_clock_skew_ms: 300_000,
+        members: vec![member("farm", Role::Producer, 21, &farm, true)],
+    })
+    .expect("genesis");
+    let node = Node::open(
+        NodeConfig::new(dir.path().join("db"), "farm".into()),
+        genesis.clone(),
+        SigningKey::from_bytes(&[21; 32]),
+    )
+    .expect("open");
+    let mut logger = Actor::new("logger-1", pb::SignerKind::Device, 31);
+    let register = Action::RegisterDevice(pb::RegisterDevice {
+        device_id: logger.id.clone(),
+        scheme: pb::SignatureScheme::Ed25519 as i32,
+        public_key: logger.key.public_key(),
+        device_type: "logger".into(),
+    });
+    commit(&node, vec![farm.sign(register)]).await;
+    let create = Action::CreateShipment(pb::CreateShipment {
+        shipment_id: SHIPMENT.into(),
+        products: Vec::new(),
+        owner: String::new(),
+        policy: Some(policy()),
+        origin_location: String::new(),
+        device_ids: vec!["logger-1".into()],
+    });
+    commit_in_views(&node, vec![farm.sign(create)], 7, 8)
+        .await
+        .expect("a later view commits");
+    let t0 = now_ms() - 60 * MIN;
+    let early = logger.report(SHIPMENT, t0, 4_000);
+    let e = commit_in_views(&node, vec![early], 9, 8)
+        .await
+        .expect_err("an earlier view does not commit");
+    assert!(
+        matches!(
+            e,
+            crate::chain::ChainError::CertificateBeforeHeader {
+                height: 3,
+                certificate_view: 8,
+                header_view: 9
+            }
+        ),
+        "{e}"
+    );
+    // The refused block left nothing behind: the same reading commits normally (its
+    // transaction is still pooled).
+    node.produce_block()
+        .await
+        .expect("block")
+        .expect("non-empty");
+
+    let bytes = node
+        .audit_bundle(SHIPMENT)
+        .await
+        .expect("bundle")
+        .encode_to_vec();
+    let expect = Expectations {
+        genesis_hash: Some(genesis.hash()),
+    };
+    let v = verify_bytes(&bytes, &expect).expect("a re-proposed block verifies");
+    assert_eq!(v.proven_height, 3);
+    let text = Report::new(&v).to_text();
+    assert!(text.contains("VERIFIED  shipment S-1"), "{text}");
+
+    // The auditor refuses a certificate of an earlier view than the header, even one
+    // the validators did sign.
+    let bad = reencode(&bytes, |b| {
+        let block = b
+            .blocks
+            .iter_mut()
+            .find(|k| pb::BlockHeader::decode(k.header.as_slice()).is_ok_and(|h| h.view == 7))
+            .expect("the re-proposed block is in the bundle");
+        let header = pb::BlockHeader::decode(block.header.as_slice()).expect("header");
+        let hash = *blake3::hash(&block.header).as_bytes();
+        let vote = tracechain_consensus::sign_commit_vote(
+            &SigningKey::from_bytes(&[21; 32]),
+            CHAIN,
+            header.height,
+            6,
+            &hash,
+        );
+        let cert = block.certificate.as_mut().expect("certificate");
+        cert.view = 6;
+        cert.signatures[0].signature = vote.to_bytes().to_vec();
+    });
+    let e = verify_bytes(&bad, &expect).expect_err("earlier view");
+    assert!(matches!(e, AuditError::Block { height: 2, .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("certificate is for view 6, earlier than the header's view 7"),
+        "{e}"
+    );
+}
+
+/// A self-made consortium (same chain id, member names and roles, its own keys) signs a
+/// bundle that is internally consistent. Against the real genesis it is refused; with no
+/// genesis to check against it is not VERIFIED: only "not anchored", with its genesis
+/// hash to compare.
+#[tokio::test]
+async fn a_self_made_consortium_is_refused_and_nothing_is_verified_without_an_anchor() {
+    let real = run(true).await;
+    let fake = run_as(true, 100).await;
+    assert_ne!(real.genesis.hash(), fake.genesis.hash());
+    let bytes = bundle_bytes(&fake).await;
+    let e = verify_bytes(
+        &bytes,
+        &Expectations {
+            genesis_hash: Some(real.genesis.hash()),
+        },
+    )
+    .expect_err("another consortium");
+    assert!(matches!(e, AuditError::Genesis(_)), "{e}");
+
+    let v = verify_bytes(&bytes, &none()).expect("internally consistent");
+    assert!(!v.anchored);
+    let report = Report::new(&v);
+    assert!(!report.verified && !report.anchored);
+    let text = report.to_text();
+    assert!(!text.contains("VERIFIED  "), "{text}");
+    assert!(text.starts_with("NOT ANCHORED  shipment S-1"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "--genesis-hash {}",
+            hex::encode(fake.genesis.hash())
+        )),
+        "{text}"
+    );
+    // Anchored to its own genesis it does verify: what the anchor decides is whose.
+    let own = Expectations {
+        genesis_hash: Some(fake.genesis.hash()),
+    };
+    let v = verify_bytes(&bytes, &own).expect("anchored");
+    assert!(v.anchored && Report::new(&v).verified);
 }

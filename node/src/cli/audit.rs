@@ -177,5 +177,30 @@ fn verify(
             println!("chart: {}", path.display());
         }
     }
+    if !verified.anchored {
+        return Err(NotAnchored {
+            genesis_hash: report.genesis_hash,
+        }
+        .into());
+    }
     Ok(())
+}
+
+/// A bundle whose checks all pass against the genesis it carries, verified against no
+/// genesis the auditor trusts: not VERIFIED. `tracechain` exits with
+/// [`NotAnchored::EXIT_CODE`] for it (docs/AUDIT.md).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "not anchored: the bundle is internally consistent, but nothing ties its genesis {genesis_hash} \
+     to your consortium; check that hash with the members and pass --genesis-hash or --genesis"
+)]
+pub struct NotAnchored {
+    /// The genesis hash the bundle carries (hex).
+    pub genesis_hash: String,
+}
+
+impl NotAnchored {
+    /// The process exit code of `audit verify` for such a bundle (1 is NOT VERIFIED or any
+    /// other failure, 2 a usage error).
+    pub const EXIT_CODE: u8 = 3;
 }

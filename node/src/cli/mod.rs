@@ -11,6 +11,7 @@ mod output;
 mod query;
 mod run;
 mod submit;
+pub use audit::NotAnchored;
 pub use tracechain_ledger::units;
 
 use std::path::PathBuf;

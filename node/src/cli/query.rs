@@ -67,6 +67,7 @@ pub(super) async fn status(a: StatusArgs, json: bool) -> anyhow::Result<()> {
         println!("state      {}", hex::encode(&s.state_commitment));
         println!("mempool    {}", s.mempool_size);
         println!("members    {}", s.members);
+        println!("genesis    {}", hex::encode(&s.genesis_hash));
     }
     Ok(())
 }

@@ -49,8 +49,13 @@ pub struct EventRow {
 /// The report of a verified bundle.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// Always true: a report exists only for a bundle that verified.
+    /// Whether the bundle is verified: every check passed *and* its genesis is the one the
+    /// auditor expected. A report exists only for a bundle whose checks all passed; without
+    /// an expected genesis it is `false` (see [`Report::anchored`]).
     pub verified: bool,
+    /// Whether the genesis was checked against one the auditor trusts. Without that the
+    /// bundle is only internally consistent, whoever made it.
+    pub anchored: bool,
     /// Genesis hash (hex): the consortium the proofs are relative to.
     pub genesis_hash: String,
     /// Chain id.
@@ -223,7 +228,8 @@ impl Report {
         }
         let t = &v.twin;
         Self {
-            verified: true,
+            verified: v.anchored,
+            anchored: v.anchored,
             genesis_hash: hex::encode(v.genesis_hash),
             chain_id: v.genesis.chain_id().to_string(),
             shipment_id: v.shipment_id.clone(),
@@ -262,7 +268,22 @@ impl Report {
     /// The report as text.
     pub fn to_text(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "VERIFIED  shipment {}", self.shipment_id);
+        if self.anchored {
+            let _ = writeln!(s, "VERIFIED  shipment {}", self.shipment_id);
+        } else {
+            let _ = writeln!(
+                s,
+                "NOT ANCHORED  shipment {}: internally consistent, but its genesis was not checked",
+                self.shipment_id
+            );
+            let _ = writeln!(
+                s,
+                "  anyone can sign a consistent bundle with a consortium of their own; compare \
+                 genesis {} with the hash the consortium's members publish, then run again with \
+                 --genesis-hash {} (or --genesis FILE)",
+                self.genesis_hash, self.genesis_hash
+            );
+        }
         let _ = writeln!(
             s,
             "  chain {}, genesis {}",

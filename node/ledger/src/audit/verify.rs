@@ -64,6 +64,11 @@ pub struct Verified {
     pub proven_height: u64,
     /// Number of certified headers checked.
     pub blocks_checked: usize,
+    /// Whether the genesis is the one the auditor expected ([`Expectations::genesis_hash`]).
+    /// Without it the bundle is only internally consistent: anyone can make a consortium
+    /// of their own, with the same member names, and sign a bundle that checks against
+    /// the genesis it carries. Only an anchored bundle is verified.
+    pub anchored: bool,
 }
 
 /// Decodes and verifies a bundle file's bytes.
@@ -167,9 +172,10 @@ fn check_blocks(
             .as_ref()
             .ok_or_else(|| bad("has no commit certificate".into()))?;
         let cert = certificate::from_proto(cert, genesis).map_err(|e| bad(e.to_string()))?;
-        if cert.view != header.view {
+        // A block re-proposed by a later primary keeps its header: a later view is fine.
+        if !certificate::view_commits_header(cert.view, header.view) {
             return Err(bad(format!(
-                "certificate is for view {}, header says {}",
+                "certificate is for view {}, earlier than the header's view {}",
                 cert.view, header.view
             )));
         }
@@ -442,5 +448,6 @@ pub fn verify(bundle: pb::AuditBundle, expect: &Expectations) -> Result<Verified
         proven_height: bundle.exported_at_height,
         blocks_checked: blocks.len(),
         genesis,
+        anchored: expect.genesis_hash.is_some(),
     })
 }

@@ -44,8 +44,10 @@ fn check_scheme(field: &'static str, value: i32) -> Result<Scheme, TxError> {
 }
 
 /// An identifier: 1..=256 bytes, no control characters (they break logs, terminals
-/// and CSV exports of audit reports, and are never part of an EPC or a member id).
-fn check_id(field: &str, value: &str) -> Result<(), TxError> {
+/// and CSV exports of audit reports, and are never part of an EPC or a member id). The
+/// same rule applies to every id a query names, so that no request reaches a key that no
+/// transaction could have written.
+pub fn check_id(field: &str, value: &str) -> Result<(), TxError> {
     if value.is_empty() {
         return Err(invalid(field, "must not be empty"));
     }
