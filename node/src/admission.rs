@@ -35,12 +35,28 @@ pub enum AdmissionError {
     Duplicate {
         /// The transaction.
         id: TxId,
-        /// "pending" or "committed at height N".
-        where_: String,
+        /// Where it is.
+        where_: Seen,
     },
-    /// Can never succeed given committed state (replay, revoked device).
-    #[error("{0}")]
-    Stale(String),
+    /// The device was revoked: nothing it signs can be accepted again.
+    #[error("device {device} is revoked")]
+    Revoked {
+        /// The device.
+        device: String,
+    },
+    /// The device's sequence is not above its last accepted one: a replay, or a reading
+    /// sent out of order after a later one was accepted.
+    #[error(
+        "sequence {sequence} of device {device} is not above its last accepted sequence {last} (replayed or out of order)"
+    )]
+    Replayed {
+        /// The device.
+        device: String,
+        /// The transaction's sequence.
+        sequence: u64,
+        /// The last sequence accepted from the device.
+        last: u64,
+    },
     /// The mempool is full: retry later.
     #[error("mempool is full ({capacity} transactions); retry later")]
     Full {
@@ -53,6 +69,27 @@ pub enum AdmissionError {
     /// A local fault.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Where a transaction already is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Waiting in the mempool.
+    Pending,
+    /// In the block at this height.
+    Committed {
+        /// The height.
+        height: u64,
+    },
+}
+
+impl std::fmt::Display for Seen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Seen::Pending => f.write_str("pending"),
+            Seen::Committed { height } => write!(f, "committed at height {height}"),
+        }
+    }
 }
 
 /// Where a transaction came from.
@@ -144,7 +181,7 @@ pub(crate) fn check(
             let refusal = if pool.contains(&u.id()) {
                 AdmissionError::Duplicate {
                     id: u.id(),
-                    where_: "pending".into(),
+                    where_: Seen::Pending,
                 }
             } else if room == 0 {
                 AdmissionError::Full { capacity }
@@ -230,7 +267,7 @@ pub(crate) fn precheck<'a>(
             if let Some(loc) = location {
                 return Err(AdmissionError::Duplicate {
                     id: t.id(),
-                    where_: format!("committed at height {}", loc.height),
+                    where_: Seen::Committed { height: loc.height },
                 });
             }
             let signer = t.signer();
@@ -243,18 +280,16 @@ pub(crate) fn precheck<'a>(
                 Some(Err(e)) => return Err(AdmissionError::Internal(e.clone())),
             };
             if device.revoked {
-                return Err(AdmissionError::Stale(format!(
-                    "device {} is revoked",
-                    signer.id
-                )));
+                return Err(AdmissionError::Revoked {
+                    device: signer.id.clone(),
+                });
             }
             if t.sequence() <= device.last_sequence {
-                return Err(AdmissionError::Stale(format!(
-                    "sequence {} of device {} is not above its last accepted sequence {} (replayed or out of order)",
-                    t.sequence(),
-                    signer.id,
-                    device.last_sequence
-                )));
+                return Err(AdmissionError::Replayed {
+                    device: signer.id.clone(),
+                    sequence: t.sequence(),
+                    last: device.last_sequence,
+                });
             }
             Ok(())
         })
@@ -336,17 +371,23 @@ mod tests {
         assert_eq!(verdicts.len(), txs.len());
         assert!(verdicts[0].is_ok(), "{:?}", verdicts[0]);
         assert!(
-            matches!(&verdicts[1], Err(AdmissionError::Duplicate { where_, .. }) if where_ == "committed at height 1"),
+            matches!(
+                &verdicts[1],
+                Err(AdmissionError::Duplicate {
+                    where_: Seen::Committed { height: 1 },
+                    ..
+                })
+            ),
             "{:?}",
             verdicts[1]
         );
         assert!(
-            matches!(&verdicts[2], Err(AdmissionError::Stale(m)) if m.contains("replayed")),
+            matches!(&verdicts[2], Err(AdmissionError::Replayed { .. })),
             "{:?}",
             verdicts[2]
         );
         assert!(
-            matches!(&verdicts[3], Err(AdmissionError::Stale(m)) if m.contains("revoked")),
+            matches!(&verdicts[3], Err(AdmissionError::Revoked { .. })),
             "{:?}",
             verdicts[3]
         );

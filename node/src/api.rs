@@ -306,7 +306,9 @@ pub fn admission_code(e: &AdmissionError) -> tonic::Code {
     match e {
         AdmissionError::Invalid(_) => tonic::Code::InvalidArgument,
         AdmissionError::Duplicate { .. } => tonic::Code::AlreadyExists,
-        AdmissionError::Stale(_) => tonic::Code::FailedPrecondition,
+        AdmissionError::Revoked { .. } | AdmissionError::Replayed { .. } => {
+            tonic::Code::FailedPrecondition
+        }
         AdmissionError::Full { .. } | AdmissionError::Overloaded => tonic::Code::ResourceExhausted,
         AdmissionError::Internal(_) => tonic::Code::Internal,
     }

@@ -118,7 +118,7 @@ pub enum StartError {
     Config(String),
 }
 
-pub use crate::admission::{AdmissionError, Origin};
+pub use crate::admission::{AdmissionError, Origin, Seen};
 
 /// Where a committed transaction is.
 #[derive(Debug, Clone)]
@@ -498,14 +498,14 @@ impl Node {
                     if let Some(height) = committed {
                         return Err(AdmissionError::Duplicate {
                             id,
-                            where_: format!("committed at height {height}"),
+                            where_: admission::Seen::Committed { height },
                         });
                     }
                     let c = Arc::new(c);
                     pool.insert(c.clone()).map_err(|e| match e {
                         MempoolError::Duplicate { id } => AdmissionError::Duplicate {
                             id,
-                            where_: "pending".into(),
+                            where_: admission::Seen::Pending,
                         },
                         MempoolError::Full { capacity, .. } => AdmissionError::Full { capacity },
                     })?;

@@ -120,7 +120,13 @@ async fn a_transaction_committed_while_it_was_checked_does_not_go_back_into_the_
     // the other goes in.
     let outcomes = node.pool_checked(Origin::Peer, None, mark, stale_checks);
     assert!(
-        matches!(&outcomes[0], Err(AdmissionError::Duplicate { where_, .. }) if where_ == "committed at height 1"),
+        matches!(
+            &outcomes[0],
+            Err(AdmissionError::Duplicate {
+                where_: Seen::Committed { height: 1 },
+                ..
+            })
+        ),
         "{outcomes:?}"
     );
     assert!(node.pool_checked(Origin::Peer, None, mark, checks)[0].is_ok());
@@ -133,7 +139,13 @@ async fn a_transaction_committed_while_it_was_checked_does_not_go_back_into_the_
     }
     let outcomes = node.pool_checked(Origin::Peer, None, stale_mark, stale_again);
     assert!(
-        matches!(&outcomes[0], Err(AdmissionError::Duplicate { where_, .. }) if where_ == "committed at height 1"),
+        matches!(
+            &outcomes[0],
+            Err(AdmissionError::Duplicate {
+                where_: Seen::Committed { height: 1 },
+                ..
+            })
+        ),
         "{outcomes:?}"
     );
     assert_eq!(node.status().await.mempool_size, 0);
