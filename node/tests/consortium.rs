@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tracechain_node::{
     consortium,
     crypto::{Scheme, SecretKey},
-    genesis::{Genesis, GenesisFile, MemberEntry, Role},
+    genesis::{Genesis, GenesisFile, MemberEntry, MktRule, Role},
     node::{Node, NodeConfig},
     tx,
 };
@@ -67,6 +67,7 @@ async fn consortium_started(
         chain_id: CHAIN.into(),
         genesis_time_ms: 1_700_000_000_000,
         max_clock_skew_ms: 300_000,
+        mkt_rule: MktRule::CURRENT,
         members: (0..n)
             .map(|i| MemberEntry {
                 id: ids[i].clone(),

@@ -66,6 +66,13 @@ pub enum GenesisError {
         /// What is wrong with it.
         problem: KeyProblem,
     },
+    /// The MKT rule number (in the protobuf form) is not a known rule: a genesis from a
+    /// newer version.
+    #[error("invalid genesis: MKT rule {rule} is not a known rule")]
+    UnknownMktRule {
+        /// The number found.
+        rule: i32,
+    },
     /// A member's role number (in the protobuf form) is not a known role.
     #[error("invalid genesis: member {member}: role {role} is not a known role")]
     UnknownRoleNumber {
@@ -193,6 +200,38 @@ pub struct GenesisFile {
     pub max_clock_skew_ms: u64,
     /// Members in replica order (member i is replica i).
     pub members: Vec<MemberEntry>,
+    /// How MKT weighs a device's first reading. Absent in files written before the
+    /// choice existed, which keep the rule they were made with.
+    #[serde(default)]
+    pub mkt_rule: MktRule,
+}
+
+/// How mean kinetic temperature weighs a device's first reading on a shipment; every
+/// later reading weighs the interval since the same device's previous one. Part of the
+/// genesis because it changes the state: a chain replays with the rule it was made with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MktRule {
+    /// The first reading weighs nothing: n hourly readings give the MKT of the last
+    /// n − 1. The rule of chains made before the choice existed.
+    #[default]
+    FirstReadingUnweighted,
+    /// The first reading weighs the interval to the device's next reading, so evenly
+    /// spaced readings weigh equally: n hourly readings give the MKT of all n, as USP
+    /// <1079.2>'s fixed-interval formula and a logger's own report do. New chains.
+    FirstReadingToNext,
+}
+
+impl MktRule {
+    /// The rule new chains get.
+    pub const CURRENT: MktRule = MktRule::FirstReadingToNext;
+
+    fn to_proto(self) -> pb::MktRule {
+        match self {
+            MktRule::FirstReadingUnweighted => pb::MktRule::FirstReadingUnweighted,
+            MktRule::FirstReadingToNext => pb::MktRule::FirstReadingToNext,
+        }
+    }
 }
 
 fn default_skew() -> u64 {
@@ -212,6 +251,7 @@ impl GenesisFile {
             chain_id: chain_id.into(),
             genesis_time_ms,
             max_clock_skew_ms: 300_000,
+            mkt_rule: MktRule::CURRENT,
             members: vec![MemberEntry {
                 id: "farm".into(),
                 name: "farm".into(),
@@ -346,6 +386,11 @@ impl Genesis {
         &self.file.chain_id
     }
 
+    /// How this chain's MKT weighs a device's first reading.
+    pub fn mkt_rule(&self) -> MktRule {
+        self.file.mkt_rule
+    }
+
     /// blake3 of the encoded `pb::Genesis`: the parent hash of block 1.
     pub fn hash(&self) -> [u8; 32] {
         self.hash
@@ -380,6 +425,7 @@ impl Genesis {
             chain_id: self.file.chain_id.clone(),
             genesis_time_ms: self.file.genesis_time_ms,
             max_clock_skew_ms: self.file.max_clock_skew_ms,
+            mkt_rule: self.file.mkt_rule.to_proto() as i32,
             members: self
                 .members
                 .iter()
@@ -427,11 +473,17 @@ impl Genesis {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let mkt_rule = match pb::MktRule::try_from(g.mkt_rule) {
+            Ok(pb::MktRule::FirstReadingUnweighted) => MktRule::FirstReadingUnweighted,
+            Ok(pb::MktRule::FirstReadingToNext) => MktRule::FirstReadingToNext,
+            Err(_) => return Err(GenesisError::UnknownMktRule { rule: g.mkt_rule }),
+        };
         Self::from_file(GenesisFile {
             chain_id: g.chain_id.clone(),
             genesis_time_ms: g.genesis_time_ms,
             max_clock_skew_ms: g.max_clock_skew_ms,
             members,
+            mkt_rule,
         })
     }
 
@@ -485,6 +537,43 @@ mod tests {
         second.validator = false;
         file.members.push(second);
         file
+    }
+
+    /// A genesis file written before the MKT rule existed keeps the rule it was made
+    /// with, and its hash (what block 1 and every audit bundle are anchored to) does not
+    /// change; a new one says which rule it has and hashes differently.
+    #[test]
+    fn a_genesis_without_an_mkt_rule_keeps_the_old_rule_and_its_hash() {
+        let mut file = two_members();
+        file.mkt_rule = MktRule::FirstReadingUnweighted;
+        let toml = toml::to_string(&file).expect("toml");
+        let legacy: String = toml
+            .lines()
+            .filter(|l| !l.starts_with("mkt_rule"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(!legacy.contains("mkt_rule"));
+        let old = Genesis::from_file(toml::from_str(&legacy).expect("parses")).expect("valid");
+        assert_eq!(old.mkt_rule(), MktRule::FirstReadingUnweighted);
+        // The hash is that of the protobuf without the field, as before it existed.
+        let mut proto = old.to_proto();
+        assert_eq!(proto.mkt_rule, 0);
+        proto.mkt_rule = 0;
+        assert_eq!(old.hash(), *blake3::hash(&proto.encode_to_vec()).as_bytes());
+        let new = Genesis::from_file(two_members()).expect("valid");
+        assert_eq!(new.mkt_rule(), MktRule::FirstReadingToNext);
+        assert_ne!(new.hash(), old.hash());
+        assert!(
+            new.to_toml()
+                .contains("mkt_rule = \"first_reading_to_next\"")
+        );
+        // Both forms survive the protobuf round trip (audit bundles carry it).
+        for g in [&old, &new] {
+            assert_eq!(
+                Genesis::from_proto(&g.to_proto()).expect("valid").hash(),
+                g.hash()
+            );
+        }
     }
 
     /// Each broken rule is reported as its own error, with the facts a caller needs.

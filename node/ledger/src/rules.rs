@@ -547,6 +547,7 @@ fn sensor_report(
             milli_c: r.temperature_milli_c,
             location: r.location,
         },
+        genesis.mkt_rule(),
     );
     Ok(Ok(record_event(st, s, "")))
 }

@@ -6,7 +6,10 @@
 //!   that reading's time: the product is assumed out of range until seen back in range.
 //! - Each reading after a device's first covers the interval since that device's
 //!   previous reading; that interval is its MKT weight (USP <1079.2>, uneven sampling).
-//!   A device's first reading has no interval and no MKT weight.
+//!   A device's first reading covers the interval to its next one, so evenly spaced
+//!   readings weigh equally (what a logger's own report computes): it is weighed when
+//!   that next reading arrives. Chains whose genesis keeps the earlier rule
+//!   ([`MktRule::FirstReadingUnweighted`]) give it no weight.
 //! - A silence longer than the policy's maximum gap between two readings of one device
 //!   is a finding.
 //! - Verdict: non-conformant when cumulative excursion time exceeds the budget, any
@@ -17,6 +20,7 @@
 
 use tracechain_proto::v1 as pb;
 
+use crate::genesis::MktRule;
 use crate::mkt::MktAccumulator;
 
 /// At most this many excursions are stored per shipment; beyond it the shipment is
@@ -49,8 +53,8 @@ fn span_ms(from: i64, to: i64) -> u64 {
     u64::try_from(to.saturating_sub(from)).unwrap_or(0)
 }
 
-/// Applies one reading to the twin and recomputes the verdict.
-pub fn apply_reading(twin: &mut pb::ShipmentTwin, r: &Reading<'_>) {
+/// Applies one reading to the twin under the chain's MKT rule and recomputes the verdict.
+pub fn apply_reading(twin: &mut pb::ShipmentTwin, r: &Reading<'_>, rule: MktRule) {
     let policy = twin.policy.unwrap_or_default();
     let t = r.milli_c;
 
@@ -75,15 +79,20 @@ pub fn apply_reading(twin: &mut pb::ShipmentTwin, r: &Reading<'_>) {
             twin.tracks.len() - 1
         }
     };
-    let previous = {
+    let (previous, second) = {
         let track = &twin.tracks[track_index];
-        (track.readings > 0).then_some(track.last_observed_ms)
+        let previous = (track.readings > 0).then_some((track.last_observed_ms, track.last_milli_c));
+        (previous, track.readings == 1)
     };
 
     // Interval since this device's previous reading: MKT weight and gap check.
-    if let Some(prev_ms) = previous {
+    if let Some((prev_ms, prev_milli_c)) = previous {
         let interval = span_ms(prev_ms, r.observed_at_ms);
         let mut acc = MktAccumulator::from_parts(&twin.mkt_weighted_sum, twin.mkt_weight_ms);
+        if second && rule == MktRule::FirstReadingToNext {
+            // The device's first reading covers the interval to this one.
+            acc.add(prev_milli_c, interval);
+        }
         acc.add(t, interval);
         twin.mkt_weighted_sum = acc.sum_bytes();
         twin.mkt_weight_ms = acc.weight_ms;
@@ -236,6 +245,10 @@ mod tests {
     }
 
     fn feed(t: &mut pb::ShipmentTwin, device: &str, series: &[(i64, i32)]) {
+        feed_under(MktRule::CURRENT, t, device, series);
+    }
+
+    fn feed_under(rule: MktRule, t: &mut pb::ShipmentTwin, device: &str, series: &[(i64, i32)]) {
         for &(minute, milli_c) in series {
             apply_reading(
                 t,
@@ -245,6 +258,7 @@ mod tests {
                     milli_c,
                     location: None,
                 },
+                rule,
             );
         }
     }
@@ -262,7 +276,37 @@ mod tests {
         assert_eq!(t.reading_count, 3);
         assert_eq!((t.min_milli_c, t.max_milli_c), (Some(4_000), Some(6_000)));
         assert!(t.excursions.is_empty());
-        assert_eq!(t.mkt_weight_ms, 20 * MIN as u64);
+        // Each reading covers 10 minutes, the first one too (the interval to its next).
+        assert_eq!(t.mkt_weight_ms, 30 * MIN as u64);
+    }
+
+    /// DOMAIN.md's 12-hour logger vector: every reading counted (as the logger's own
+    /// report) under the current rule; the last 11 under the rule of older chains.
+    #[test]
+    fn twelve_hourly_readings_weigh_equally() {
+        let series: Vec<(i64, i32)> = [
+            3_000, 3_500, 4_000, 7_500, 10_000, 12_500, 9_000, 6_000, 5_000, 4_500, 4_000, 3_500,
+        ]
+        .iter()
+        .enumerate()
+        .map(|(h, &c)| (h as i64 * 60, c))
+        .collect();
+        for (rule, expected) in [
+            (MktRule::FirstReadingToNext, 6_604),
+            (MktRule::FirstReadingUnweighted, 6_865),
+        ] {
+            let mut t = twin(pb::ColdChainPolicy {
+                mkt_limit_milli_c: None,
+                max_reading_gap_minutes: 0,
+                ..fridge()
+            });
+            feed_under(rule, &mut t, "logger", &series);
+            let mkt = t.mkt_milli_c.expect("weighted");
+            assert!(
+                (mkt - expected).abs() <= 1,
+                "{rule:?}: {mkt} m°C, expected {expected}"
+            );
+        }
     }
 
     #[test]
@@ -350,12 +394,23 @@ mod tests {
         policy.hard_max_milli_c = None;
         let mut t = twin(policy);
         feed(&mut t, "d1", &[(0, 5_000), (60, 12_000), (120, 12_000)]);
-        assert_eq!(t.mkt_milli_c, Some(12_000));
+        // 5, 12 and 12 °C for an hour each.
+        let mkt = t.mkt_milli_c.expect("weighted");
+        assert!((10_000..12_000).contains(&mkt), "{mkt}");
         assert!(
             t.reasons.iter().any(|r| r.contains("mean kinetic")),
             "{:?}",
             t.reasons
         );
+        // Under the older rule the first reading weighs nothing: 12 °C for two hours.
+        let mut old = twin(t.policy.unwrap_or_default());
+        feed_under(
+            MktRule::FirstReadingUnweighted,
+            &mut old,
+            "d1",
+            &[(0, 5_000), (60, 12_000), (120, 12_000)],
+        );
+        assert_eq!(old.mkt_milli_c, Some(12_000));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use tracechain_proto::v1::{self as pb, ResultCode as Code, tx_body::Action};
 use super::*;
 use crate::{
     crypto::{Scheme, SecretKey},
-    genesis::{GenesisFile, MemberEntry, Role},
+    genesis::{GenesisFile, MemberEntry, MktRule, Role},
     state::MemoryState,
     tx::{self, CheckedTx},
 };
@@ -32,6 +32,11 @@ fn key_seed(i: u8) -> SecretKey {
 
 impl World {
     pub fn new() -> Self {
+        Self::with_mkt_rule(MktRule::CURRENT)
+    }
+
+    /// A world whose genesis has `mkt_rule`.
+    pub fn with_mkt_rule(mkt_rule: MktRule) -> Self {
         let roles = [
             ("farm", Role::Producer),
             ("carrier", Role::Carrier),
@@ -62,6 +67,7 @@ impl World {
             chain_id: CHAIN.into(),
             genesis_time_ms: T0,
             max_clock_skew_ms: 5 * MIN as u64,
+            mkt_rule,
             members,
         })
         .expect("valid genesis");
@@ -641,6 +647,38 @@ fn excursion_turns_shipment_non_conformant() {
         (T0 + 10 * MIN, T0 + 45 * MIN, 11_000)
     );
     assert_eq!(e.device_id, D);
+}
+
+/// The MKT rule is the genesis's: a chain made before the rule changed replays with the
+/// old one (a device's first reading weighs nothing), a new chain counts every reading.
+/// DOMAIN.md's 12-hour vector: 6.604 °C, or 6.865 °C if the first weighed nothing.
+#[test]
+fn the_mkt_rule_comes_from_the_genesis() {
+    let temps = [
+        3_000, 3_500, 4_000, 7_500, 10_000, 12_500, 9_000, 6_000, 5_000, 4_500, 4_000, 3_500,
+    ];
+    for (rule, expected) in [
+        (MktRule::FirstReadingToNext, 6_604),
+        (MktRule::FirstReadingUnweighted, 6_865),
+    ] {
+        let mut w = World::with_mkt_rule(rule);
+        let reg = w.new_device(D, Scheme::Ed25519);
+        let tx = w.member_tx("farm", reg);
+        w.ok(tx);
+        let tx = w.member_tx("farm", create(S, &[D]));
+        w.ok(tx);
+        let txs = temps
+            .iter()
+            .enumerate()
+            .map(|(h, &t)| w.reading(D, S, h as i64 * 60, t))
+            .collect();
+        assert!(w.run(txs).iter().all(|(c, _)| *c == Code::Ok));
+        let mkt = w.twin(S).mkt_milli_c.expect("weighted");
+        assert!(
+            (mkt - expected).abs() <= 1,
+            "{rule:?}: {mkt} m°C, expected {expected}"
+        );
+    }
 }
 
 #[test]
