@@ -206,7 +206,9 @@ struct Driver {
     /// The member whose link the message being fed came over (it may have relayed
     /// a message another member wrote).
     link: Option<ReplicaId>,
-    /// Peer faults seen, by peer and kind of fault.
+    /// Peer faults seen, by the member that sent them (the link, or the server of
+    /// fetched blocks) and kind of fault: at most validators × kinds entries, whatever
+    /// authors the faulty messages claim.
     faults: HashMap<(ReplicaId, &'static str), u64>,
 }
 
@@ -489,10 +491,13 @@ impl Driver {
     }
 
     /// Counts a peer fault and logs it at `warn` with the member named: the first of
-    /// each kind from each peer and then at every power of two, so that a member that
-    /// floods forgeries cannot flood the log too (each one is logged at `debug`).
+    /// each kind from each sender and then at every power of two, so that a member that
+    /// floods forgeries cannot flood the log too (each one is logged at `debug`). It is
+    /// counted against the member that sent it over its link (a correct member relays
+    /// only what it checked), not the author it names, which a forger picks at will.
     fn peer_fault(&mut self, peer: ReplicaId, fault: &tracechain_consensus::PeerFault) {
-        let count = self.faults.entry((peer, fault.name())).or_insert(0);
+        let sender = self.link.unwrap_or(peer);
+        let count = self.faults.entry((sender, fault.name())).or_insert(0);
         *count += 1;
         let count = *count;
         let member = self.member_name(Some(peer));
