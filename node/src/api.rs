@@ -178,7 +178,7 @@ impl pb::ledger_server::Ledger for Api {
             Err(e @ crate::audit::bundle::ExportError::UnknownShipment(_)) => {
                 Err(Status::not_found(e.to_string()))
             }
-            Err(e) => Err(internal(e.to_string())),
+            Err(e) => Err(internal(e)),
         }
     }
 
@@ -191,7 +191,7 @@ impl pb::ledger_server::Ledger for Api {
         let parsed =
             tokio::task::spawn_blocking(move || crate::epcis::parse::parse_document(&document))
                 .await
-                .map_err(|e| internal(e.to_string()))?;
+                .map_err(internal)?;
         Ok(Response::new(crate::epcis::import::check_response(parsed)))
     }
 

@@ -616,9 +616,12 @@ impl Node {
             return Ok(None);
         }
         blocking(move || {
-            let executed =
-                lock(&shared.chain).build_block(&batch, now_ms(), 0, &shared.config.member_id)?;
-            let vote = lock(&shared.chain).sign_commit(&executed, replica, &shared.node_key);
+            let (executed, vote) = {
+                let chain = lock(&shared.chain);
+                let executed = chain.build_block(&batch, now_ms(), 0, &shared.config.member_id)?;
+                let vote = chain.sign_commit(&executed, replica, &shared.node_key);
+                (executed, vote)
+            };
             let certificate = CommitCertificate {
                 height: executed.header.height,
                 view: executed.header.view,

@@ -5,107 +5,20 @@
 
 mod common;
 
-use std::{
-    io,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
-
 use common::*;
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
-use libp2p::{
-    Multiaddr, StreamProtocol, SwarmBuilder, identity, noise,
-    request_response::{self, ProtocolSupport},
-    swarm::SwarmEvent,
-    tcp, yamux,
-};
+use futures::StreamExt;
+use libp2p::{Multiaddr, request_response, swarm::SwarmEvent};
 use tokio::{sync::mpsc, time::timeout};
-
-/// `/tracechain/txs/1` as the node frames it; the first `fail_first` requests read fail.
-#[derive(Clone)]
-struct FlakyFrames {
-    reads: Arc<AtomicUsize>,
-    fail_first: usize,
-}
-
-impl request_response::Codec for FlakyFrames {
-    type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
-    type Response = ();
-
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        if self.reads.fetch_add(1, Ordering::SeqCst) < self.fail_first {
-            return Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset"));
-        }
-        let mut len = [0u8; 4];
-        io.read_exact(&mut len).await?;
-        let mut body = vec![0; u32::from_be_bytes(len).min(1 << 24) as usize];
-        io.read_exact(&mut body).await?;
-        Ok(body)
-    }
-
-    async fn read_response<T>(&mut self, _: &StreamProtocol, _: &mut T) -> io::Result<()>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        Ok(())
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        _: &mut T,
-        _: Vec<u8>,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        Ok(())
-    }
-
-    async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, (): ()) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&[0]).await // delivered
-    }
-}
 
 /// Runs member `seed` as a bare peer on 127.0.0.1; sends its address, then every push it
 /// reads.
 async fn flaky_member(seed: u8, fail_first: usize, out: mpsc::Sender<Result<Multiaddr, Vec<u8>>>) {
-    let keypair = identity::Keypair::ed25519_from_bytes(secret(seed)).expect("key");
-    let codec = FlakyFrames {
-        reads: Arc::new(AtomicUsize::new(0)),
-        fail_first,
-    };
-    let behaviour = request_response::Behaviour::with_codec(
-        codec,
-        [(
-            StreamProtocol::new("/tracechain/txs/1"),
-            ProtocolSupport::Full,
-        )],
+    let mut swarm = bare::swarm(
+        seed,
+        "/tracechain/txs/1",
+        bare::Frames::failing_first(fail_first),
         request_response::Config::default(),
     );
-    let mut swarm = SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .expect("transport")
-        .with_behaviour(|_| behaviour)
-        .expect("behaviour")
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
-    swarm.listen_on(loopback()).expect("listen");
     loop {
         match swarm.select_next_some().await {
             SwarmEvent::NewListenAddr { address, .. } => {

@@ -7,69 +7,16 @@
 
 mod common;
 
-use std::{collections::BTreeSet, io, time::Duration};
+use std::{collections::BTreeSet, time::Duration};
 
 use common::*;
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
-use libp2p::{
-    Multiaddr, StreamProtocol, SwarmBuilder, identity, noise,
-    request_response::{self, ProtocolSupport},
-    swarm::SwarmEvent,
-    tcp, yamux,
-};
+use futures::StreamExt;
+use libp2p::{Multiaddr, request_response, swarm::SwarmEvent};
 use tokio::{
     sync::{mpsc, oneshot},
     time::{sleep, timeout},
 };
 use tracechain_p2p::{MAX_DIRECT_BACKLOG, MAX_DIRECT_IN_FLIGHT};
-
-/// `/tracechain/consensus/1` as the node frames it: a 4-byte big-endian length and the
-/// body; the acknowledgement is one status byte, 0 for delivered.
-#[derive(Clone)]
-struct Frames;
-
-impl request_response::Codec for Frames {
-    type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
-    type Response = ();
-
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        let mut len = [0u8; 4];
-        io.read_exact(&mut len).await?;
-        let mut body = vec![0; u32::from_be_bytes(len).min(1 << 20) as usize];
-        io.read_exact(&mut body).await?;
-        Ok(body)
-    }
-
-    async fn read_response<T>(&mut self, _: &StreamProtocol, _: &mut T) -> io::Result<()>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        Ok(())
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        _: &mut T,
-        _: Vec<u8>,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        Ok(())
-    }
-
-    async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, (): ()) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&[0]).await
-    }
-}
 
 /// What the bare peer reports.
 #[derive(Debug)]
@@ -82,30 +29,14 @@ enum Seen {
 /// message it reads, and acknowledges none until `release` fires (then all, and every later
 /// one at once).
 async fn withholding_member(seed: u8, out: mpsc::Sender<Seen>, release: oneshot::Receiver<()>) {
-    let keypair = identity::Keypair::ed25519_from_bytes(secret(seed)).expect("key");
-    let behaviour = request_response::Behaviour::with_codec(
-        Frames,
-        [(
-            StreamProtocol::new("/tracechain/consensus/1"),
-            ProtocolSupport::Full,
-        )],
+    let mut swarm = bare::swarm(
+        seed,
+        "/tracechain/consensus/1",
+        bare::Frames::default(),
         request_response::Config::default()
             .with_request_timeout(Duration::from_secs(60))
             .with_max_concurrent_streams(4_096),
     );
-    let mut swarm = SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .expect("transport")
-        .with_behaviour(|_| behaviour)
-        .expect("behaviour")
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
-    swarm.listen_on(loopback()).expect("listen");
     let mut release = Some(release);
     let mut held = Vec::new();
     let mut released = false;

@@ -556,9 +556,8 @@ mod tests {
         let old = Genesis::from_file(toml::from_str(&legacy).expect("parses")).expect("valid");
         assert_eq!(old.mkt_rule(), MktRule::FirstReadingUnweighted);
         // The hash is that of the protobuf without the field, as before it existed.
-        let mut proto = old.to_proto();
+        let proto = old.to_proto();
         assert_eq!(proto.mkt_rule, 0);
-        proto.mkt_rule = 0;
         assert_eq!(old.hash(), *blake3::hash(&proto.encode_to_vec()).as_bytes());
         let new = Genesis::from_file(two_members()).expect("valid");
         assert_eq!(new.mkt_rule(), MktRule::FirstReadingToNext);
