@@ -9,6 +9,8 @@
 //!
 //! - `openepcis`: the EPCIS importer against openepcis's documents (Apache-2.0): valid ones
 //!   accepted, invalid ones rejected with every bad event's position and reason.
+//! - `event_hash`: the EPCIS Event Hash ID against GS1's reference implementation's test
+//!   vectors (MIT): every event of every document gives its pre-hash string and its hash.
 
 use std::path::{Path, PathBuf};
 
@@ -221,5 +223,164 @@ mod openepcis {
         }
         // Every file of Invalid/ is covered above.
         assert_eq!(fixtures("openepcis/Invalid").len(), cases.len() + 1);
+    }
+}
+
+mod event_hash {
+    use std::path::{Path, PathBuf};
+
+    use serde_json::Value;
+    use tracechain_node::epcis::hash::{self, Context};
+
+    use super::{read, shared_dir};
+
+    fn dir() -> PathBuf {
+        shared_dir("epcis/event-hash")
+    }
+
+    /// The files of the vector folder with this extension, sorted.
+    fn with_ext(ext: &str) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir())
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == ext))
+            .collect();
+        files.sort();
+        files
+    }
+
+    fn lines(p: &Path) -> Vec<String> {
+        read(p)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// A document's events and the context they are hashed in: its `@context`, and the
+    /// fields its `ignoreFields` list (the reference implementation's repository
+    /// convention, a document-level `<prefix>:ignoreFields`) leaves out.
+    fn events(doc: &Value) -> (Vec<Value>, Context) {
+        let body = &doc["epcisBody"];
+        let (events, ignore_at) = if let Some(list) = body["eventList"].as_array() {
+            (list.clone(), doc)
+        } else if let Some(list) = body["queryResults"]["resultsBody"]["eventList"].as_array() {
+            (list.clone(), &body["queryResults"])
+        } else {
+            (vec![body["event"].clone()], doc)
+        };
+        let ignore: Vec<String> = ignore_at
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| k.ends_with(":ignoreFields"))
+            .flat_map(|(_, v)| v.as_array().cloned().unwrap_or_default())
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        let ctx = Context::default()
+            .with_jsonld(doc.get("@context"))
+            .ignoring(ignore);
+        (events, ctx)
+    }
+
+    fn sha_of(pre: &str) -> String {
+        hash::ni(pre)
+    }
+
+    /// Every event of every document gives exactly the reference's hash, and its pre-hash
+    /// string wherever the vector's pre-hash line is the one its hash was made from. Three
+    /// lines of the upstream material are not (a garbled line, two lines copied from the
+    /// event before): for those the test checks that the line indeed does not hash to the
+    /// vector's hash, so that the exception ends the day the material is corrected.
+    #[test]
+    fn every_reference_vector_is_reproduced() {
+        let docs = with_ext("jsonld");
+        assert!(
+            docs.len() >= 20,
+            "only {} vector documents in {}",
+            docs.len(),
+            dir().display()
+        );
+        let (mut events_checked, mut prehashes_checked, mut inconsistent) = (0, 0, Vec::new());
+        for path in &docs {
+            let name = path.file_stem().unwrap().to_string_lossy().to_string();
+            let doc: Value = serde_json::from_str(&read(path)).unwrap();
+            let (events, ctx) = events(&doc);
+            let hashes = lines(&path.with_extension("hashes"));
+            assert_eq!(events.len(), hashes.len(), "{name}: events vs hashes");
+            let prehashes = path
+                .with_extension("prehashes")
+                .exists()
+                .then(|| lines(&path.with_extension("prehashes")));
+            for (i, (event, expected)) in events.iter().zip(&hashes).enumerate() {
+                let pre =
+                    hash::pre_hash(event, &ctx).unwrap_or_else(|e| panic!("{name} event {i}: {e}"));
+                if let Some(line) = prehashes.as_ref().and_then(|p| p.get(i)) {
+                    if sha_of(line) == *expected {
+                        assert_eq!(&pre, line, "{name} event {i}: pre-hash string");
+                        prehashes_checked += 1;
+                    } else {
+                        inconsistent.push(format!("{name}#{i}"));
+                    }
+                }
+                assert_eq!(
+                    hash::event_hash(event, &ctx).unwrap(),
+                    *expected,
+                    "{name} event {i}: hash (pre-hash {pre})"
+                );
+                events_checked += 1;
+            }
+        }
+        inconsistent.sort();
+        assert_eq!(
+            inconsistent,
+            [
+                "epcisDocWithAllGS1Keys#0",
+                "epcisDocWithCustomSchemaInContext#1",
+                "epcisDocWithDefaultSchemaInContext#1"
+            ],
+            "pre-hash lines that do not hash to their vector's hash"
+        );
+        assert!(events_checked >= 40, "{events_checked} events");
+        assert!(
+            prehashes_checked >= 35,
+            "{prehashes_checked} pre-hash strings"
+        );
+        eprintln!(
+            "{} documents: {events_checked} hashes and {prehashes_checked} pre-hash strings reproduced",
+            docs.len()
+        );
+    }
+
+    /// The vectors without an input document (their XML inputs are not in the folder):
+    /// the `ni` URI of each given pre-hash string is the given hash.
+    #[test]
+    fn the_ni_uri_of_every_given_pre_hash_string() {
+        let mut checked = 0;
+        for path in with_ext("prehashes") {
+            let hashes = path.with_extension("hashes");
+            if path.with_extension("jsonld").exists() || !hashes.exists() {
+                continue;
+            }
+            for (pre, expected) in lines(&path).iter().zip(lines(&hashes)) {
+                assert_eq!(sha_of(pre), expected, "{}", path.display());
+                checked += 1;
+            }
+        }
+        assert!(checked >= 15, "{checked}");
+    }
+
+    /// One event, two documents: the importer's parse keeps the document's context with
+    /// each event, and the recorded event's hash is the document's.
+    #[test]
+    fn a_recorded_event_keeps_its_hash() {
+        let path = dir().join("ReferenceEventHashAlgorithm.jsonld");
+        let text = read(&path);
+        let events = tracechain_node::epcis::parse::parse_document(&text).unwrap();
+        let expected = lines(&path.with_extension("hashes"));
+        assert_eq!(
+            hash::recorded_event_hash(&events[0].event_json).unwrap(),
+            expected[0]
+        );
     }
 }

@@ -7,7 +7,9 @@
 //! position and reason, and a document with any rejected event yields nothing. `import`
 //! signs the events; `export` writes a shipment's history back out. See docs/EPCIS.md.
 
+pub mod dl;
 pub mod export;
+pub mod hash;
 pub mod import;
 pub mod parse;
 pub mod vocab;

@@ -71,6 +71,10 @@ pub fn parse_document(text: &str) -> Result<Events, EpcisError> {
         .as_object()
         .ok_or_else(|| EpcisError::Document("the top level is not a JSON object".into()))?;
     check_context(doc.get("@context")).map_err(EpcisError::Document)?;
+    // The document's @context travels with each of its events (a single event carries
+    // its own): a recorded event names its extensions' namespaces by itself, for export
+    // and for its Event Hash ID.
+    let mut inherited = doc.get("@context");
     let events: Vec<&Value> = match doc.get("type").and_then(Value::as_str) {
         Some("EPCISDocument") => {
             match doc.get("schemaVersion").and_then(Value::as_str) {
@@ -95,7 +99,10 @@ pub fn parse_document(text: &str) -> Result<Events, EpcisError> {
             list.iter().collect()
         }
         // A single event with its own @context (the "Events" form of the examples).
-        Some(t) if EVENT_TYPES.iter().any(|(name, _)| *name == t) => vec![&root],
+        Some(t) if EVENT_TYPES.iter().any(|(name, _)| *name == t) => {
+            inherited = None;
+            vec![&root]
+        }
         other => {
             return Err(EpcisError::Document(format!(
                 "type is {other:?}, expected \"EPCISDocument\""
@@ -112,7 +119,7 @@ pub fn parse_document(text: &str) -> Result<Events, EpcisError> {
     let mut out = Vec::with_capacity(total);
     let mut rejected = Vec::new();
     for (index, event) in events.into_iter().enumerate() {
-        match check_event(event) {
+        match check_event(event, inherited) {
             Ok(e) => out.push(e),
             Err((event_type, reasons)) => rejected.push(RejectedEvent {
                 index,
@@ -489,8 +496,38 @@ fn sensor_elements(c: &mut Check<'_>) -> Vec<pb::EpcisSensorReading> {
     out
 }
 
+/// The event with the document's `@context` before its own (JSON-LD applies an
+/// object's own context on top of the one it inherits); an item the event's own context
+/// already has is not repeated, so an exported event re-imports unchanged.
+fn with_context(event: &Map<String, Value>, inherited: Option<&Value>) -> Value {
+    let Some(inherited) = inherited else {
+        return Value::Object(event.clone());
+    };
+    let as_list = |v: &Value| match v {
+        Value::Array(items) => items.clone(),
+        other => vec![other.clone()],
+    };
+    let own = event.get("@context").map(as_list).unwrap_or_default();
+    let mut context: Vec<Value> = as_list(inherited)
+        .into_iter()
+        .filter(|item| !own.contains(item))
+        .collect();
+    context.extend(own);
+    let mut out = Map::with_capacity(event.len() + 1);
+    out.insert("@context".into(), Value::Array(context));
+    for (k, v) in event {
+        if k != "@context" {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
 /// Checks one event; on failure, its type (if readable) and every reason.
-fn check_event(v: &Value) -> Result<pb::RecordEpcisEvent, (String, Vec<String>)> {
+fn check_event(
+    v: &Value,
+    inherited: Option<&Value>,
+) -> Result<pb::RecordEpcisEvent, (String, Vec<String>)> {
     let Some(event) = v.as_object() else {
         return Err((String::new(), vec!["the event is not a JSON object".into()]));
     };
@@ -651,7 +688,7 @@ fn check_event(v: &Value) -> Result<pb::RecordEpcisEvent, (String, Vec<String>)>
     }
     let sensor_readings = sensor_elements(&mut c);
     let event_id = c.str_field("eventID").unwrap_or_default().to_string();
-    let event_json = serde_json::to_string(v).unwrap_or_default();
+    let event_json = serde_json::to_string(&with_context(event, inherited)).unwrap_or_default();
     if event_json.len() > crate::tx::MAX_EPCIS_JSON_BYTES {
         c.fail(format!(
             "the event is {} bytes of JSON, at most {} allowed",

@@ -272,6 +272,18 @@ fn days_in_month(y: i64, m: i64) -> i64 {
 /// An xsd:dateTime with a time zone (`2024-03-02T08:55:00.123+01:00`, `...Z`) → unix ms.
 /// EPCIS requires the zone; fractions beyond milliseconds are truncated.
 pub fn parse_time(s: &str) -> Result<i64, String> {
+    let (secs, frac) = parse_instant(s)?;
+    let ms_frac: i64 = frac
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(3)
+        .fold(0, |acc, b| acc * 10 + i64::from(b - b'0'));
+    Ok(secs * 1000 + ms_frac)
+}
+
+/// An xsd:dateTime with a time zone → unix seconds (UTC) and the digits of its fraction
+/// of a second, as written (`"1415"` for `...:03.1415Z`).
+pub fn parse_instant(s: &str) -> Result<(i64, &str), String> {
     let bad = |why: &str| format!("{s:?} is not a date-time with a time zone ({why})");
     let (date, rest) = s.split_once('T').ok_or_else(|| bad("no 'T'"))?;
     let mut parts = date.split('-');
@@ -316,14 +328,9 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
     if clock.contains('.') && (frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit())) {
         return Err(bad("fraction"));
     }
-    let ms_frac: i64 = frac
-        .bytes()
-        .chain(std::iter::repeat(b'0'))
-        .take(3)
-        .fold(0, |acc, b| acc * 10 + i64::from(b - b'0'));
     let secs =
         days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - i64::from(offset) * 60;
-    Ok(secs * 1000 + ms_frac)
+    Ok((secs, frac))
 }
 
 /// A JSON number as fixed point with six decimals (millionths), exactly, from its
