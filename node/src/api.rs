@@ -134,6 +134,26 @@ impl pb::ledger_server::Ledger for Api {
         }))
     }
 
+    async fn get_event(
+        &self,
+        request: Request<pb::GetEventRequest>,
+    ) -> Result<Response<pb::GetEventResponse>, Status> {
+        let event_hash = request.into_inner().event_hash;
+        crate::epcis::hash::check_hash_id(&event_hash).map_err(Status::invalid_argument)?;
+        let (record, found) = self
+            .node
+            .epcis_event(&event_hash)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found(format!("no event {event_hash} is recorded")))?;
+        Ok(Response::new(pb::GetEventResponse {
+            record: Some(record),
+            index: found.index,
+            block_time_ms: found.block_time_ms,
+            tx: found.tx,
+        }))
+    }
+
     async fn get_block(
         &self,
         request: Request<pb::GetBlockRequest>,

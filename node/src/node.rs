@@ -742,6 +742,38 @@ impl Node {
         self.record(state::shipment_key(id)).await
     }
 
+    /// A recorded EPCIS event by its Event Hash ID: where it was recorded, and its
+    /// transaction.
+    pub async fn epcis_event(
+        &self,
+        event_hash: &str,
+    ) -> Result<Option<(pb::EpcisEventRecord, TxLookup)>, ReadError> {
+        let Some(record) = self
+            .record::<pb::EpcisEventRecord>(state::epcis_event_key(event_hash))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let id = <[u8; 32]>::try_from(record.tx_id.as_slice()).map_err(|_| {
+            ReadError::Chain(ChainError::Corrupt {
+                what: "EPCIS event record",
+                reason: format!("its tx_id is {} bytes", record.tx_id.len()),
+            })
+        })?;
+        let found = self.get_tx(TxId(id)).await?;
+        if found.status != pb::TxStatus::Committed || found.height != record.height {
+            return Err(ReadError::Chain(ChainError::Corrupt {
+                what: "EPCIS event record",
+                reason: format!(
+                    "it names transaction {} at height {}, which the chain does not hold there",
+                    hex::encode(id),
+                    record.height
+                ),
+            }));
+        }
+        Ok(Some((record, found)))
+    }
+
     /// A device record.
     pub async fn device(&self, id: &str) -> Result<Option<pb::DeviceRecord>, ReadError> {
         self.record(state::device_key(id)).await

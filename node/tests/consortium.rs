@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tracechain_node::{
     consortium,
     crypto::{Scheme, SecretKey},
-    genesis::{Genesis, GenesisFile, MemberEntry, MktRule, Role},
+    genesis::{EventIdentity, Genesis, GenesisFile, MemberEntry, MktRule, Role},
     node::{Node, NodeConfig},
     tx,
 };
@@ -68,6 +68,7 @@ async fn consortium_started(
         genesis_time_ms: 1_700_000_000_000,
         max_clock_skew_ms: 300_000,
         mkt_rule: MktRule::CURRENT,
+        epcis_event_identity: EventIdentity::CURRENT,
         members: (0..n)
             .map(|i| MemberEntry {
                 id: ids[i].clone(),

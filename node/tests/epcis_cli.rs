@@ -10,7 +10,7 @@ use tracechain_proto::v1::{self as pb, ledger_client::LedgerClient};
 /// The SSCC that tests/fixtures/epcis/own/cold_chain.json talks about.
 mod common;
 
-use common::{cli, run, start_node};
+use common::{BIN, cli, run, start_node};
 
 const SSCC: &str = "urn:epc:id:sscc:4012345.0000000099";
 
@@ -217,4 +217,246 @@ async fn import_records_events_under_the_shipment_and_rejects_bad_documents_whol
     );
     assert!(report.contains("EPCIS aggregation packing"), "{report}");
     assert!(report.contains("5 transactions proven"), "{report}");
+}
+
+/// A document of `n` (at most 3600) distinct ObjectEvents about the shipment `SSCC`.
+fn many_events(n: usize) -> String {
+    let events: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "type": "ObjectEvent",
+                "eventTime": format!("2024-03-02T09:{:02}:{:02}.000+01:00", i / 60 % 60, i % 60),
+                "eventTimeZoneOffset": "+01:00",
+                "action": "OBSERVE",
+                "bizStep": "inspecting",
+                "epcList": [SSCC, format!("urn:epc:id:sgtin:4012345.011111.{i}")],
+                "readPoint": {"id": "urn:epc:id:sgln:4012345.00001.0"},
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument", "schemaVersion": "2.0",
+        "creationDate": "2024-03-02T10:00:00Z",
+        "epcisBody": {"eventList": events},
+    })
+    .to_string()
+}
+
+fn next_sequence(dir: &Path, key: &str) -> u64 {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(key)).expect("key file"))
+            .expect("json");
+    v["next_sequence"].as_u64().expect("next_sequence")
+}
+
+/// What any capture client does after a timeout, and what a crash leaves: the same
+/// document imported again. The first import is killed (SIGKILL) as soon as the node
+/// has some of its transactions, the second once the chain holds an event from the
+/// middle of the document, the third runs to the end, a fourth finds everything
+/// recorded and signs nothing. Every event
+/// is recorded exactly once: the shipment's history has one entry per event, and each
+/// event's hash names one transaction.
+#[tokio::test]
+async fn a_retried_import_records_each_event_once() {
+    const N: usize = 2000;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    cli(
+        dir,
+        &[
+            "genesis",
+            "--chain-id",
+            "epcis-retry",
+            "--member",
+            "farm:producer",
+            "--validators",
+            "farm",
+            "--out-dir",
+            "net",
+        ],
+    );
+    let node = start_node(dir);
+    let url = node.url.clone();
+    let farm = "net/keys/farm.admin.json";
+    cli(
+        dir,
+        &[
+            "submit",
+            "--node",
+            &url,
+            "--key",
+            farm,
+            "create-shipment",
+            "--id",
+            SSCC,
+            "--product",
+            "urn:epc:class:lgtin:4012345.011111.L1,Lettuce,40,KGM",
+            "--min",
+            "2",
+            "--max",
+            "8",
+        ],
+    );
+    std::fs::write(dir.join("doc.json"), many_events(N)).expect("write");
+    let events = tracechain_node::epcis::parse::parse_document(&many_events(N)).expect("valid");
+    let hashes: Vec<String> = events
+        .iter()
+        .map(|e| tracechain_node::epcis::hash::recorded_event_hash(&e.event_json).expect("hash"))
+        .collect();
+    let mut client = LedgerClient::connect(url.clone()).await.expect("connect");
+    let import = ["epcis", "import", "doc.json", "--key", farm, "--node", &url];
+
+    // 1. Killed as soon as the node has received some of its transactions.
+    let seq0 = next_sequence(dir, farm);
+    let mut child = std::process::Command::new(BIN)
+        .current_dir(dir)
+        .args(import)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the import never sent"
+        );
+        let status = client
+            .get_chain_status(pb::GetChainStatusRequest {})
+            .await
+            .expect("status")
+            .into_inner();
+        if status.mempool_size > 0 || status.height > 2 {
+            break;
+        }
+    }
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+
+    // 2. Killed once the chain holds an event the first import did not send (it sent
+    //    one request of 256 at most).
+    let mut child = std::process::Command::new(BIN)
+        .current_dir(dir)
+        .args(import)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no event was ever recorded"
+        );
+        let found = client
+            .get_event(pb::GetEventRequest {
+                event_hash: hashes[N / 2].clone(),
+            })
+            .await;
+        if found.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+
+    // 3. Runs to the end: every event is recorded now, once.
+    let out = cli(dir, &[&["--json"][..], &import].concat());
+    let report: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let rows = report["events"].as_array().expect("rows");
+    assert_eq!(rows.len(), N);
+    assert!(
+        rows.iter()
+            .all(|r| r["result"] == "OK" || r["result"] == "ALREADY_RECORDED"),
+        "{out}"
+    );
+    let recorded_before = rows
+        .iter()
+        .filter(|r| r["result"] == "ALREADY_RECORDED")
+        .count();
+    eprintln!(
+        "after two killed imports, the third found {recorded_before} of {N} events recorded \
+         and recorded the rest itself; the key file's sequence went from {seq0} to {}",
+        next_sequence(dir, farm)
+    );
+    let twin = client
+        .get_shipment(pb::GetShipmentRequest {
+            shipment_id: SSCC.into(),
+        })
+        .await
+        .expect("twin")
+        .into_inner();
+    assert_eq!(twin.event_count, 1 + N as u64, "creation + each event once");
+    let mut txs = std::collections::BTreeSet::new();
+    for (i, h) in hashes.iter().enumerate() {
+        let found = client
+            .get_event(pb::GetEventRequest {
+                event_hash: h.clone(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("event {i}: {e}"))
+            .into_inner();
+        let record = found.record.expect("record");
+        assert_eq!(&record.event_hash, h);
+        assert_eq!(record.recorded_by, "farm");
+        assert!(txs.insert(record.tx_id), "two events, one transaction?");
+    }
+
+    // 4. Nothing left to do: nothing is signed or sent.
+    let seq = next_sequence(dir, farm);
+    let out = cli(dir, &[&["--json"][..], &import].concat());
+    let report: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let rows = report["events"].as_array().expect("rows");
+    assert!(
+        rows.iter().all(|r| r["result"] == "ALREADY_RECORDED"),
+        "{out}"
+    );
+    assert_eq!(next_sequence(dir, farm), seq, "no sequence was used");
+    let twin = client
+        .get_shipment(pb::GetShipmentRequest {
+            shipment_id: SSCC.into(),
+        })
+        .await
+        .expect("twin")
+        .into_inner();
+    assert_eq!(twin.event_count, 1 + N as u64);
+
+    // The query by hash, from the CLI.
+    let shown = cli(
+        dir,
+        &["--json", "query", "--node", &url, "event", &hashes[7]],
+    );
+    let v: serde_json::Value = serde_json::from_str(&shown).expect("json");
+    assert_eq!(v["event_hash"], hashes[7].as_str());
+    assert_eq!(
+        v["event"]["epcList"][1],
+        "urn:epc:id:sgtin:4012345.011111.7"
+    );
+    let refused = run(
+        dir,
+        &[
+            "query",
+            "--node",
+            &url,
+            "event",
+            "ni:///sha-256;00?ver=CBV2.0",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("64 lower-case hex digits"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let unknown = run(
+        dir,
+        &[
+            "query",
+            "--node",
+            &url,
+            "event",
+            &tracechain_node::epcis::hash::ni("no such event"),
+        ],
+    );
+    assert!(!unknown.status.success());
+    drop(node);
 }

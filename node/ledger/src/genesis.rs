@@ -73,6 +73,12 @@ pub enum GenesisError {
         /// The number found.
         rule: i32,
     },
+    /// The EPCIS event identity rule (in the protobuf form) is not a known rule.
+    #[error("invalid genesis: EPCIS event identity {rule} is not a known rule")]
+    UnknownEventIdentity {
+        /// The number found.
+        rule: i32,
+    },
     /// A member's role number (in the protobuf form) is not a known role.
     #[error("invalid genesis: member {member}: role {role} is not a known role")]
     UnknownRoleNumber {
@@ -204,6 +210,36 @@ pub struct GenesisFile {
     /// choice existed, which keep the rule they were made with.
     #[serde(default)]
     pub mkt_rule: MktRule,
+    /// How an imported EPCIS event is identified. Absent in files written before the
+    /// choice existed, which keep recording every event as sent.
+    #[serde(default)]
+    pub epcis_event_identity: EventIdentity,
+}
+
+/// How the ledger identifies an imported EPCIS event. Part of the genesis because it
+/// changes the state: a chain replays with the rule it was made with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventIdentity {
+    /// No identity: every transaction records its event, a retried import twice. The
+    /// rule of chains made before the choice existed.
+    #[default]
+    None,
+    /// GS1's EPCIS Event Hash ID (CBV 2.0), computed by every node from the event: an
+    /// event is recorded once across all members. New chains.
+    Cbv2Hash,
+}
+
+impl EventIdentity {
+    /// The rule new chains get.
+    pub const CURRENT: EventIdentity = EventIdentity::Cbv2Hash;
+
+    fn to_proto(self) -> pb::EpcisEventIdentity {
+        match self {
+            EventIdentity::None => pb::EpcisEventIdentity::None,
+            EventIdentity::Cbv2Hash => pb::EpcisEventIdentity::Cbv2Hash,
+        }
+    }
 }
 
 /// How mean kinetic temperature weighs a device's first reading on a shipment; every
@@ -252,6 +288,7 @@ impl GenesisFile {
             genesis_time_ms,
             max_clock_skew_ms: 300_000,
             mkt_rule: MktRule::CURRENT,
+            epcis_event_identity: EventIdentity::CURRENT,
             members: vec![MemberEntry {
                 id: "farm".into(),
                 name: "farm".into(),
@@ -391,6 +428,11 @@ impl Genesis {
         self.file.mkt_rule
     }
 
+    /// How this chain identifies an imported EPCIS event.
+    pub fn epcis_event_identity(&self) -> EventIdentity {
+        self.file.epcis_event_identity
+    }
+
     /// blake3 of the encoded `pb::Genesis`: the parent hash of block 1.
     pub fn hash(&self) -> [u8; 32] {
         self.hash
@@ -426,6 +468,7 @@ impl Genesis {
             genesis_time_ms: self.file.genesis_time_ms,
             max_clock_skew_ms: self.file.max_clock_skew_ms,
             mkt_rule: self.file.mkt_rule.to_proto() as i32,
+            epcis_event_identity: self.file.epcis_event_identity.to_proto() as i32,
             members: self
                 .members
                 .iter()
@@ -478,12 +521,22 @@ impl Genesis {
             Ok(pb::MktRule::FirstReadingToNext) => MktRule::FirstReadingToNext,
             Err(_) => return Err(GenesisError::UnknownMktRule { rule: g.mkt_rule }),
         };
+        let epcis_event_identity = match pb::EpcisEventIdentity::try_from(g.epcis_event_identity) {
+            Ok(pb::EpcisEventIdentity::None) => EventIdentity::None,
+            Ok(pb::EpcisEventIdentity::Cbv2Hash) => EventIdentity::Cbv2Hash,
+            Err(_) => {
+                return Err(GenesisError::UnknownEventIdentity {
+                    rule: g.epcis_event_identity,
+                });
+            }
+        };
         Self::from_file(GenesisFile {
             chain_id: g.chain_id.clone(),
             genesis_time_ms: g.genesis_time_ms,
             max_clock_skew_ms: g.max_clock_skew_ms,
             members,
             mkt_rule,
+            epcis_event_identity,
         })
     }
 
@@ -546,21 +599,25 @@ mod tests {
     fn a_genesis_without_an_mkt_rule_keeps_the_old_rule_and_its_hash() {
         let mut file = two_members();
         file.mkt_rule = MktRule::FirstReadingUnweighted;
+        file.epcis_event_identity = EventIdentity::None;
         let toml = toml::to_string(&file).expect("toml");
         let legacy: String = toml
             .lines()
-            .filter(|l| !l.starts_with("mkt_rule"))
+            .filter(|l| !l.starts_with("mkt_rule") && !l.starts_with("epcis_event_identity"))
             .map(|l| format!("{l}\n"))
             .collect();
         assert!(!legacy.contains("mkt_rule"));
         let old = Genesis::from_file(toml::from_str(&legacy).expect("parses")).expect("valid");
         assert_eq!(old.mkt_rule(), MktRule::FirstReadingUnweighted);
+        assert_eq!(old.epcis_event_identity(), EventIdentity::None);
         // The hash is that of the protobuf without the field, as before it existed.
         let proto = old.to_proto();
         assert_eq!(proto.mkt_rule, 0);
+        assert_eq!(proto.epcis_event_identity, 0);
         assert_eq!(old.hash(), *blake3::hash(&proto.encode_to_vec()).as_bytes());
         let new = Genesis::from_file(two_members()).expect("valid");
         assert_eq!(new.mkt_rule(), MktRule::FirstReadingToNext);
+        assert_eq!(new.epcis_event_identity(), EventIdentity::Cbv2Hash);
         assert_ne!(new.hash(), old.hash());
         assert!(
             new.to_toml()

@@ -7,7 +7,8 @@ use tracechain_proto::v1::{self as pb, ResultCode as Code, tx_body::Action};
 
 use crate::{
     BlockContext, Rejection,
-    genesis::{Genesis, Role},
+    epcis::hash,
+    genesis::{EventIdentity, Genesis, Role},
     state::{self, StateError, TxState},
     twin,
     tx::{CheckedTx, SignerKind},
@@ -123,7 +124,7 @@ fn member_tx(
             Code::WrongSignerKind,
             "a sensor report must be signed by a device",
         ),
-        Action::RecordEpcisEvent(a) => record_epcis_event(st, signer, a)?,
+        Action::RecordEpcisEvent(a) => record_epcis_event(genesis, ctx, st, tx, a)?,
     };
     if outcome.is_ok() {
         account.last_sequence = tx.sequence;
@@ -560,11 +561,52 @@ fn sensor_report(
 /// (an auditor relies on that, docs/AUDIT.md), so it is not extended. The event is kept
 /// in its block either way; its sensor readings are the member's statement and do not
 /// enter the twin, whose verdict rests on device-signed readings.
+///
+/// Under the genesis rule [`EventIdentity::Cbv2Hash`] the event is identified by its
+/// EPCIS Event Hash ID, computed here from its JSON (never taken from the sender, who
+/// could otherwise claim another member's event's hash): an event already recorded, by
+/// any member, is refused with the height and transaction that recorded it, and nothing
+/// changes, so a retried import records every event once.
 fn record_epcis_event(
+    genesis: &Genesis,
+    ctx: BlockContext,
     st: &mut TxState<'_>,
-    signer: &str,
+    tx: &CheckedTx,
     a: &pb::RecordEpcisEvent,
 ) -> Result<Outcome, StateError> {
+    let signer = tx.signer.id.as_str();
+    if genesis.epcis_event_identity() == EventIdentity::Cbv2Hash {
+        let event_hash = match hash::recorded_event_hash(&a.event_json) {
+            Ok(h) => h,
+            Err(e) => {
+                return Ok(reject(
+                    Code::InvalidArgument,
+                    format!("the event has no EPCIS Event Hash ID: {e}"),
+                ));
+            }
+        };
+        let key = state::epcis_event_key(&event_hash);
+        if let Some(first) = st.read::<pb::EpcisEventRecord>(&key)? {
+            return Ok(reject(
+                Code::DuplicateEvent,
+                format!(
+                    "event {event_hash} is already recorded, at height {} by transaction {} ({})",
+                    first.height,
+                    hex::encode(&first.tx_id),
+                    first.recorded_by
+                ),
+            ));
+        }
+        st.write(
+            key,
+            pb::EpcisEventRecord {
+                event_hash,
+                height: ctx.height,
+                tx_id: tx.id.0.to_vec(),
+                recorded_by: signer.to_string(),
+            },
+        );
+    }
     let mut history = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for epc in &a.epcs {

@@ -100,6 +100,12 @@ pub fn shipment_key(id: &str) -> Vec<u8> {
     [b"s/".as_slice(), id.as_bytes()].concat()
 }
 
+/// Key of an EPCIS event's record under its Event Hash ID (`x/<ni URI>`; the URI is
+/// ASCII without control characters, and names its algorithm and version).
+pub fn epcis_event_key(event_hash: &str) -> Vec<u8> {
+    [b"x/".as_slice(), event_hash.as_bytes()].concat()
+}
+
 /// Appends `id` to a key so that it ends unambiguously: escaped (0x00 → 0x01 0x01,
 /// 0x01 → 0x01 0x02), then a 0x00 terminator. So no id's prefix is a prefix of another
 /// id's keys, whatever bytes either holds: a scan of `e/<id>\0` returns that id's

@@ -16,7 +16,7 @@ use tracechain_proto::v1::{self as pb, ledger_client::LedgerClient, tx_body::Act
 use super::{output, run};
 use crate::{
     crypto::{Scheme, SecretKey},
-    genesis::{Genesis, GenesisFile, MemberEntry, MktRule, Role},
+    genesis::{EventIdentity, Genesis, GenesisFile, MemberEntry, MktRule, Role},
     node::{Node, NodeConfig},
     tx,
 };
@@ -200,6 +200,7 @@ pub(super) async fn demo(a: DemoArgs) -> anyhow::Result<()> {
         genesis_time_ms: start_ms - 24 * 60 * MINUTE,
         max_clock_skew_ms: 5 * MINUTE as u64,
         mkt_rule: MktRule::CURRENT,
+        epcis_event_identity: EventIdentity::CURRENT,
         members,
     })?;
     let SecretKey::Ed25519(node_signing) = node_key else {

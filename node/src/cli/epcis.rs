@@ -13,7 +13,7 @@ use tracechain_proto::v1 as pb;
 use super::{NodeAddr, output};
 use crate::{
     crypto::{KeyFile, KeyKind},
-    epcis::{EpcisError, export, import, parse},
+    epcis::{EpcisError, export, hash, import, parse},
 };
 
 #[derive(Debug, clap::Args)]
@@ -208,9 +208,38 @@ async fn import_file(
             bail!("{e}; nothing was imported");
         }
     };
+    // Each event's identity (the EPCIS Event Hash ID, as the ledger computes it), and
+    // whether the document's own eventID, when it is a hash, agrees.
+    let hashes: Vec<Option<String>> = events
+        .iter()
+        .map(|e| hash::recorded_event_hash(&e.event_json).ok())
+        .collect();
+    let notes: Vec<Option<String>> = events
+        .iter()
+        .zip(&hashes)
+        .map(|(e, h)| {
+            (e.event_id.starts_with("ni:") && Some(&e.event_id) != h.as_ref()).then(|| {
+                format!(
+                    "its eventID {} is not its Event Hash ID {}",
+                    e.event_id,
+                    h.as_deref().unwrap_or("(none)")
+                )
+            })
+        })
+        .collect();
+    if !json {
+        for (i, note) in notes.iter().enumerate() {
+            if let Some(note) = note {
+                eprintln!("note: event {i}: {note}");
+            }
+        }
+    }
     if dry_run {
         if json {
-            output::print_json(&json!({ "accepted": true, "total_events": events.len() }));
+            output::print_json(&json!({
+                "accepted": true, "total_events": events.len(), "event_hashes": hashes,
+                "notes": notes,
+            }));
         } else {
             println!("{}: {} events, all valid", file.display(), events.len());
         }
@@ -229,45 +258,101 @@ async fn import_file(
         .await
         .map_err(output::status_error)?
         .into_inner();
-    // Reserve the sequences and save the key file before anything is sent, so that a
-    // crash can never hand out one sequence twice.
-    let first_sequence = key_file.take_sequence();
-    for _ in 1..events.len() {
-        key_file.take_sequence();
-    }
-    key_file.save(&key_path)?;
-    let txs = import::sign_events(
-        events,
-        &import::MemberSigner {
-            chain_id: &status.chain_id,
-            member_id: &key_file.id,
-            key: &secret,
-            first_sequence,
-            time_ms: now_ms(),
-        },
-    );
-    let outcomes = client
-        .submit_txs(pb::SubmitTxsRequest { txs })
-        .await
-        .map_err(output::status_error)?
-        .into_inner()
-        .outcomes;
-    let mut rows = Vec::new();
-    let mut failed = 0;
-    for (index, o) in outcomes.iter().enumerate() {
-        let (result, message, history) = if !o.accepted {
-            (o.error_code.clone(), o.error.clone(), Vec::new())
-        } else {
-            wait_result(&mut client, &o.tx_id).await?
-        };
-        if result != "OK" {
-            failed += 1;
+    // An event the chain already holds (an earlier import of the same document, or the
+    // same event from another member) is done: it is not sent again. One still in
+    // flight from an interrupted import is sent again and comes back DUPLICATE_EVENT,
+    // which is as good.
+    let total = events.len();
+    let mut rows: Vec<Option<serde_json::Value>> = vec![None; total];
+    let mut to_send = Vec::new();
+    for (index, event) in events.into_iter().enumerate() {
+        if let Some(h) = &hashes[index] {
+            match client
+                .get_event(pb::GetEventRequest {
+                    event_hash: h.clone(),
+                })
+                .await
+            {
+                Ok(found) => {
+                    let record = found.into_inner().record.unwrap_or_default();
+                    rows[index] = Some(json!({
+                        "index": index, "event_hash": h, "tx_id": hex::encode(&record.tx_id),
+                        "result": ALREADY_RECORDED,
+                        "message": format!(
+                            "recorded at height {} by {}", record.height, record.recorded_by
+                        ),
+                        "shipments": [], "note": notes[index],
+                    }));
+                    continue;
+                }
+                // Unknown here; or a node from before the Event Hash ID: the ledger decides.
+                Err(e)
+                    if matches!(e.code(), tonic::Code::NotFound | tonic::Code::Unimplemented) => {}
+                Err(e) => return Err(output::status_error(e)),
+            }
         }
-        rows.push(json!({
-            "index": index, "tx_id": hex::encode(&o.tx_id), "result": result,
-            "message": message, "shipments": history,
-        }));
+        to_send.push((index, event));
     }
+    if !to_send.is_empty() {
+        // Reserve the sequences and save the key file before anything is sent, so that
+        // a crash can never hand out one sequence twice.
+        let first_sequence = key_file.take_sequence();
+        for _ in 1..to_send.len() {
+            key_file.take_sequence();
+        }
+        key_file.save(&key_path)?;
+        let (indexes, events): (Vec<usize>, Vec<pb::RecordEpcisEvent>) =
+            to_send.into_iter().unzip();
+        let txs = import::sign_events(
+            events,
+            &import::MemberSigner {
+                chain_id: &status.chain_id,
+                member_id: &key_file.id,
+                key: &secret,
+                first_sequence,
+                time_ms: now_ms(),
+            },
+        );
+        let mut outcomes = Vec::with_capacity(txs.len());
+        for chunk in txs.chunks(SUBMIT_CHUNK) {
+            outcomes.extend(
+                client
+                    .submit_txs(pb::SubmitTxsRequest {
+                        txs: chunk.to_vec(),
+                    })
+                    .await
+                    .map_err(output::status_error)?
+                    .into_inner()
+                    .outcomes,
+            );
+        }
+        for (index, o) in indexes.into_iter().zip(&outcomes) {
+            let (result, message, history) = if !o.accepted {
+                (o.error_code.clone(), o.error.clone(), Vec::new())
+            } else {
+                wait_result(&mut client, &o.tx_id).await?
+            };
+            let result = if result == "DUPLICATE_EVENT" {
+                ALREADY_RECORDED.to_string()
+            } else {
+                result
+            };
+            rows[index] = Some(json!({
+                "index": index, "event_hash": hashes[index], "tx_id": hex::encode(&o.tx_id),
+                "result": result, "message": message, "shipments": history,
+                "note": notes[index],
+            }));
+        }
+    }
+    let rows: Vec<serde_json::Value> = rows.into_iter().flatten().collect();
+    let failed = rows
+        .iter()
+        .filter(|r| r["result"] != "OK" && r["result"] != ALREADY_RECORDED)
+        .count();
+    let already = rows
+        .iter()
+        .filter(|r| r["result"] == ALREADY_RECORDED)
+        .count();
     if json {
         output::print_json(&json!({ "accepted": true, "events": rows }));
     } else {
@@ -290,12 +375,21 @@ async fn import_file(
                 }
             );
         }
+        if already > 0 {
+            println!("{already} of {total} events were already recorded");
+        }
     }
     if failed > 0 {
-        bail!("{failed} of {} events were not recorded", rows.len());
+        bail!("{failed} of {total} events were not recorded");
     }
     Ok(())
 }
+
+/// The result of an event the chain already holds, by this import or an earlier one.
+const ALREADY_RECORDED: &str = "ALREADY_RECORDED";
+
+/// Transactions per SubmitTxs request.
+const SUBMIT_CHUNK: usize = 256;
 
 /// Polls until the transaction is committed: its result name, reason and shipments.
 async fn wait_result(

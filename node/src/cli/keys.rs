@@ -8,7 +8,7 @@ use serde_json::json;
 use super::ensure_parent;
 use crate::{
     crypto::{KeyFile, KeyKind, Scheme, SecretKey},
-    genesis::{Genesis, GenesisFile, MemberEntry, MktRule, Role},
+    genesis::{EventIdentity, Genesis, GenesisFile, MemberEntry, MktRule, Role},
 };
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -144,6 +144,7 @@ pub(super) fn genesis(a: GenesisArgs, json: bool) -> anyhow::Result<()> {
         genesis_time_ms: a.genesis_time_ms.unwrap_or_else(chrono_now_ms),
         max_clock_skew_ms: 5 * 60 * 1000,
         mkt_rule: MktRule::CURRENT,
+        epcis_event_identity: EventIdentity::CURRENT,
         members: entries,
     })?;
     std::fs::write(&genesis_path, genesis.to_toml())?;

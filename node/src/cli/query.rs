@@ -1,6 +1,7 @@
 //! `tracechain query` and `tracechain status`.
 
 use anyhow::bail;
+use prost::Message;
 use serde_json::json;
 use tracechain_proto::v1 as pb;
 
@@ -28,6 +29,8 @@ enum What {
     },
     /// A transaction by id (hex).
     Tx { id: String },
+    /// A recorded EPCIS event by its Event Hash ID (`ni:///sha-256;<hex>?ver=CBV2.0`).
+    Event { hash: String },
     /// A block by height or hash (hex).
     Block { id: String },
     /// A device.
@@ -168,6 +171,41 @@ pub(super) async fn query(a: QueryArgs, json: bool) -> anyhow::Result<()> {
                     );
                 }
                 println!("body    {}", v["body"]);
+            }
+        }
+        What::Event { hash } => {
+            let r = client
+                .get_event(pb::GetEventRequest { event_hash: hash })
+                .await
+                .map_err(output::status_error)?
+                .into_inner();
+            let record = r.record.unwrap_or_default();
+            let event = r.tx.as_ref().and_then(|tx| {
+                let body = pb::TxBody::decode(tx.body.as_slice()).ok()?;
+                match body.action? {
+                    pb::tx_body::Action::RecordEpcisEvent(e) => {
+                        serde_json::from_str::<serde_json::Value>(&e.event_json).ok()
+                    }
+                    _ => None,
+                }
+            });
+            let v = json!({
+                "event_hash": record.event_hash,
+                "height": record.height,
+                "index": r.index,
+                "tx_id": hex::encode(&record.tx_id),
+                "recorded_by": record.recorded_by,
+                "block_time_ms": r.block_time_ms,
+                "event": event,
+            });
+            if json {
+                output::print_json(&v);
+            } else {
+                println!("event       {}", record.event_hash);
+                println!("block       {} index {}", record.height, r.index);
+                println!("tx          {}", hex::encode(&record.tx_id));
+                println!("recorded by {}", record.recorded_by);
+                println!("event json  {}", v["event"]);
             }
         }
         What::Block { id } => {

@@ -7,7 +7,7 @@ use tracechain_proto::v1::{self as pb, ResultCode as Code, tx_body::Action};
 use super::*;
 use crate::{
     crypto::{Scheme, SecretKey},
-    genesis::{GenesisFile, MemberEntry, MktRule, Role},
+    genesis::{EventIdentity, GenesisFile, MemberEntry, MktRule, Role},
     state::MemoryState,
     tx::{self, CheckedTx},
 };
@@ -37,6 +37,11 @@ impl World {
 
     /// A world whose genesis has `mkt_rule`.
     pub fn with_mkt_rule(mkt_rule: MktRule) -> Self {
+        Self::with_rules(mkt_rule, EventIdentity::CURRENT)
+    }
+
+    /// A world whose genesis has these rules.
+    pub fn with_rules(mkt_rule: MktRule, epcis_event_identity: EventIdentity) -> Self {
         let roles = [
             ("farm", Role::Producer),
             ("carrier", Role::Carrier),
@@ -68,6 +73,7 @@ impl World {
             genesis_time_ms: T0,
             max_clock_skew_ms: 5 * MIN as u64,
             mkt_rule,
+            epcis_event_identity,
             members,
         })
         .expect("valid genesis");
@@ -277,7 +283,11 @@ const D: &str = "urn:epc:id:giai:4012345.1";
 
 /// A world with a registered device D and a shipment S monitored by it.
 fn with_shipment() -> World {
-    let mut w = World::new();
+    shipment_in(World::new())
+}
+
+/// `w` with a registered device D and a shipment S monitored by it.
+fn shipment_in(mut w: World) -> World {
     let reg = w.new_device(D, Scheme::Ed25519);
     let tx = w.member_tx("farm", reg);
     w.ok(tx);
@@ -755,7 +765,12 @@ fn epcis_event(epcs: &[&str]) -> Action {
         action: "OBSERVE".into(),
         biz_step: "shipping".into(),
         epcs: epcs.iter().map(|e| e.to_string()).collect(),
-        event_json: "{}".into(),
+        event_json: serde_json::json!({
+            "type": "ObjectEvent", "eventTime": "2024-03-02T09:00:00Z",
+            "eventTimeZoneOffset": "+00:00", "action": "OBSERVE", "bizStep": "shipping",
+            "epcList": epcs,
+        })
+        .to_string(),
         ..Default::default()
     })
 }
@@ -804,4 +819,73 @@ fn epcis_events_join_only_their_signers_open_shipments() {
         action: Some(epcis_event(&[S])),
     };
     assert!(tx::check(tx::sign_body(&body, key), CHAIN).is_err());
+}
+
+fn epcis_json(json: &str) -> Action {
+    let mut action = epcis_event(&[S]);
+    if let Action::RecordEpcisEvent(e) = &mut action {
+        e.event_json = json.into();
+    }
+    action
+}
+
+/// Under the genesis rule of new chains an EPCIS event is recorded once across all
+/// members, by its Event Hash ID: the same event again, in another serialisation, from
+/// another member or later in the same block, is DUPLICATE_EVENT naming the height and
+/// transaction that recorded it, and changes nothing. A chain made before the rule
+/// replays as it was made: the event is recorded twice.
+#[test]
+fn an_epcis_event_is_recorded_once_under_its_event_hash_id() {
+    let event = r#"{"type":"ObjectEvent","eventTime":"2024-03-02T09:00:00Z","eventTimeZoneOffset":"+00:00","action":"OBSERVE","bizStep":"shipping","epcList":["urn:epc:id:sscc:4012345.0000000001"]}"#;
+    // The same event: other key order, spacing, time zone, CBV URN, an eventID and a
+    // recordTime (which the hash leaves out).
+    let same = r#"{ "epcList": ["urn:epc:id:sscc:4012345.0000000001"], "bizStep": "urn:epcglobal:cbv:bizstep:shipping",
+        "action": "OBSERVE", "eventTimeZoneOffset": "+00:00", "eventTime": "2024-03-02T10:00:00.000+01:00",
+        "type": "ObjectEvent", "eventID": "urn:uuid:6f1c", "recordTime": "2024-03-02T09:00:05Z" }"#;
+    let other = event.replace("OBSERVE", "ADD");
+
+    let mut w = with_shipment();
+    let first = w.member_tx("farm", epcis_json(event));
+    let first_id = first.id;
+    let in_block = w.member_tx("farm", epcis_json(same));
+    let r = w.run_results(vec![first, in_block]);
+    assert_eq!(r[0].code, Code::Ok as i32, "{}", r[0].message);
+    assert_eq!(r[1].code, Code::DuplicateEvent as i32, "{}", r[1].message);
+    let height = w.height;
+    let events = w.twin(S).event_count;
+    let before = w.state_snapshot();
+    for (member, json) in [("farm", same), ("carrier", event), ("farm", event)] {
+        let tx = w.member_tx(member, epcis_json(json));
+        let r = w.run_results(vec![tx]);
+        assert_eq!(
+            r[0].code,
+            Code::DuplicateEvent as i32,
+            "{member}: {}",
+            r[0].message
+        );
+        let want = format!("at height {height} by transaction {} (farm)", first_id);
+        assert!(r[0].message.contains(&want), "{}", r[0].message);
+        assert!(r[0].message.contains("ni:///sha-256;"), "{}", r[0].message);
+        assert!(r[0].history.is_empty());
+    }
+    assert_eq!(w.state_snapshot(), before, "a duplicate changes nothing");
+    assert_eq!(w.twin(S).event_count, events);
+    // A different event is recorded.
+    let tx = w.member_tx("farm", epcis_json(&other));
+    w.ok(tx);
+    // An event without a hash (not an object, no type) is refused under the rule.
+    for bad in ["[]", r#"{"action":"ADD"}"#] {
+        let tx = w.member_tx("farm", epcis_json(bad));
+        let (code, message) = w.run_one(tx);
+        assert_eq!(code, Code::InvalidArgument, "{bad}");
+        assert!(message.contains("no EPCIS Event Hash ID"), "{message}");
+    }
+
+    // A chain from before the rule records the event twice, as it always did.
+    let mut legacy = shipment_in(World::with_rules(MktRule::CURRENT, EventIdentity::None));
+    for _ in 0..2 {
+        let tx = legacy.member_tx("farm", epcis_json(event));
+        legacy.ok(tx);
+    }
+    assert_eq!(legacy.twin(S).event_count, 3);
 }
