@@ -304,6 +304,7 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .concurrency_limit_per_connection(256)
         .timeout(Duration::from_secs(60))
+        .layer(crate::decode_fault::DecodeFaultLayer)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ledger)

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod chain;
 pub mod cli;
 pub mod consortium;
+mod decode_fault;
 pub mod loadgen;
 mod locks;
 pub mod mempool;
