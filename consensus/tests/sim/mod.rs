@@ -251,6 +251,13 @@ fn block_height(block: &[u8]) -> Option<u64> {
         .map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
 }
 
+/// The view a block was proposed in (its header's, for the node's blocks).
+fn block_view(block: &[u8]) -> Option<u64> {
+    block
+        .get(9..17)
+        .map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
+}
+
 fn block_txs(block: &[u8]) -> Vec<TxId> {
     block
         .get(33..)
@@ -396,6 +403,9 @@ pub struct Stats {
     pub end_ms: u64,
     /// Peer faults reported by any replica.
     pub faults_reported: u64,
+    /// Heights decided with a certificate of a later view than the block's own: a block
+    /// prepared in one view and re-proposed unchanged by a later primary (PBFT §4.4).
+    pub reproposed: u64,
 }
 
 impl Sim {
@@ -972,6 +982,16 @@ impl Sim {
                 self.violations
                     .push(format!("certificate: r{node} height {height}: {e}"));
             }
+            // A certificate is never of an earlier view than the block it commits: the
+            // offline auditor relies on it (certificate::view_commits_header).
+            let proposed_in = block_view(&block).unwrap_or_default();
+            if certificate.view < proposed_in {
+                self.violations.push(format!(
+                    "views: r{node} committed height {height}, proposed in view {proposed_in}, \
+                     with a certificate of view {}",
+                    certificate.view
+                ));
+            }
             // Validity: only blocks the ledger accepts.
             if !ledger_accepts(&block, height) {
                 self.violations.push(format!(
@@ -987,6 +1007,9 @@ impl Sim {
                 None => {
                     self.decided.insert(height, hash);
                     self.committed_txs.extend(txs.iter().copied());
+                    if certificate.view > proposed_in {
+                        self.stats.reproposed += 1;
+                    }
                 }
             }
         }
