@@ -460,3 +460,40 @@ async fn a_retried_import_records_each_event_once() {
     assert!(!unknown.status.success());
     drop(node);
 }
+
+/// A document's own eventID is kept as given; when it is an Event Hash ID that is not
+/// the event's, the import says so (and goes on): here the dry run's report.
+#[test]
+fn an_event_id_that_is_not_the_events_hash_is_noted() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let text = many_events(3);
+    let events = tracechain_node::epcis::parse::parse_document(&text).expect("valid");
+    let right =
+        tracechain_node::epcis::hash::recorded_event_hash(&events[1].event_json).expect("hash");
+    let wrong = tracechain_node::epcis::hash::ni("another event");
+    let mut doc: serde_json::Value = serde_json::from_str(&text).expect("json");
+    doc["epcisBody"]["eventList"][0]["eventID"] = wrong.clone().into();
+    doc["epcisBody"]["eventList"][1]["eventID"] = right.clone().into();
+    doc["epcisBody"]["eventList"][2]["eventID"] = "urn:uuid:9f1c".into();
+    std::fs::write(dir.join("doc.json"), doc.to_string()).expect("write");
+    let out = cli(dir, &["--json", "epcis", "import", "doc.json", "--dry-run"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let notes = v["notes"].as_array().expect("notes");
+    let note = notes[0].as_str().expect("a note on event 0");
+    assert!(
+        note.contains(&wrong) && note.contains("is not its Event Hash ID"),
+        "{note}"
+    );
+    assert!(notes[1].is_null(), "the right hash: {out}");
+    assert!(notes[2].is_null(), "not a hash: {out}");
+    // The eventID does not enter the hash: the recorded identity is the event's own.
+    assert_eq!(v["event_hashes"][1], right.as_str());
+    let out = run(dir, &["epcis", "import", "doc.json", "--dry-run"]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("note: event 0: its eventID"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
