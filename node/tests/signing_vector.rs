@@ -16,6 +16,8 @@ struct Vector {
     public_key: Vec<u8>,
     body: Vec<u8>,
     signature: Vec<u8>,
+    /// The same signature in ASN.1 DER, as secure elements return it (P-256 only).
+    signature_der: Option<Vec<u8>>,
     tx_id: String,
 }
 
@@ -45,6 +47,9 @@ fn vectors() -> Vec<Vector> {
             Some(("public_key", value)) => v.public_key = hex_field(value, "public_key"),
             Some(("body", value)) => v.body = hex_field(value, "body"),
             Some(("signature", value)) => v.signature = hex_field(value, "signature"),
+            Some(("signature_der", value)) => {
+                v.signature_der = Some(hex_field(value, "signature_der"));
+            }
             Some(("tx_id", value)) => v.tx_id = value.to_owned(),
             _ => vectors.extend(current.take()),
         }
@@ -140,6 +145,30 @@ fn vectors_match_the_code() {
         assert_eq!(checked.id, id);
         assert_eq!(checked.signer.kind, SignerKind::Device);
         assert_eq!(checked.signer.scheme, scheme);
+
+        // The DER form: the same (r, s), accepted with the same id.
+        match (scheme, &v.signature_der) {
+            (Scheme::P256, Some(der)) => {
+                let (fixed, encoding) = crypto::p256_fixed(der).expect("strict DER");
+                assert_eq!(
+                    fixed.to_vec(),
+                    v.signature,
+                    "{name}: DER is the same r || s"
+                );
+                assert_eq!(encoding, crypto::SignatureEncoding::Der);
+                let checked = tx::check(
+                    pb::SignedTx {
+                        body: v.body.clone(),
+                        signature: der.clone(),
+                    },
+                    "tracechain-devnet",
+                )
+                .unwrap_or_else(|e| panic!("{name}: the DER form was refused: {e}"));
+                assert_eq!(checked.id, id);
+            }
+            (Scheme::P256, None) => panic!("{name}: the document has no signature_der"),
+            (_, der) => assert!(der.is_none(), "{name}: DER is an ECDSA encoding"),
+        }
     }
 }
 

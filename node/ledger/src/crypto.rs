@@ -184,8 +184,21 @@ pub enum CryptoError {
     },
     /// A P-256 signature whose `s` is above `n/2`: the malleated twin of a valid
     /// signature. Signers must normalise `s` to `n - s`.
-    #[error("ecdsa-p256 signature has high s (s > n/2); normalise s to n - s (low-S)")]
-    HighS,
+    #[error("ecdsa-p256 signature ({encoding}) has high s (s > n/2); normalise s to n - s (low-S)")]
+    HighS {
+        /// How the signature was encoded.
+        encoding: SignatureEncoding,
+    },
+    /// A P-256 signature of neither 64 bytes (`r || s`) nor strict ASN.1 DER.
+    #[error(
+        "ecdsa-p256 signature of {got} bytes is neither r || s (64 bytes) nor strict DER: {reason}"
+    )]
+    NotDer {
+        /// The length received.
+        got: usize,
+        /// What the DER decoder said.
+        reason: String,
+    },
     /// The signature does not verify under the key.
     #[error("{scheme} signature does not verify: {reason}")]
     BadSignature {
@@ -389,11 +402,48 @@ pub fn validate_public_key(scheme: Scheme, public_key: &[u8]) -> Result<(), Cryp
     }
 }
 
+/// How a P-256 signature was encoded: secure elements such as NXP's SE050 and
+/// Infineon's OPTIGA emit DER, others (and this project's signers) `r || s`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureEncoding {
+    /// Fixed width: `r || s`, 32 big-endian bytes each.
+    Fixed,
+    /// ASN.1 DER `SEQUENCE { INTEGER r, INTEGER s }`, strictly (minimal lengths and
+    /// integers, nothing after it).
+    Der,
+}
+
+impl fmt::Display for SignatureEncoding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SignatureEncoding::Fixed => "r || s",
+            SignatureEncoding::Der => "DER",
+        })
+    }
+}
+
+/// A P-256 signature as fixed-width `r || s`, from either encoding. 64 bytes are always
+/// `r || s` (a DER signature is 64 bytes only when r and s both have two leading zero
+/// bytes, about once in 2^32 signatures: such a signer must send `r || s`).
+pub fn p256_fixed(sig: &[u8]) -> Result<([u8; SIGNATURE_LEN], SignatureEncoding), CryptoError> {
+    if let Ok(fixed) = <[u8; SIGNATURE_LEN]>::try_from(sig) {
+        return Ok((fixed, SignatureEncoding::Fixed));
+    }
+    let parsed = p256::ecdsa::Signature::from_der(sig).map_err(|e| CryptoError::NotDer {
+        got: sig.len(),
+        reason: e.to_string(),
+    })?;
+    let mut fixed = [0u8; SIGNATURE_LEN];
+    fixed.copy_from_slice(&parsed.to_bytes());
+    Ok((fixed, SignatureEncoding::Der))
+}
+
 /// Verifies `sig` over `msg` under `public_key`.
 ///
-/// Ed25519: `verify_strict`, small-order keys rejected. P-256: `ring` (fixed `r || s`,
-/// SHA-256) and low-S; a high-S signature is reported as [`CryptoError::HighS`] so that
-/// a client can be told what to fix.
+/// Ed25519: `verify_strict`, small-order keys rejected. P-256: `ring` (SHA-256; `r || s`
+/// or strict DER, [`p256_fixed`]) and low-S; a high-S signature is reported as
+/// [`CryptoError::HighS`], naming the encoding seen, so that a client can be told what
+/// to fix.
 pub fn verify(
     scheme: Scheme,
     public_key: &[u8],
@@ -401,20 +451,23 @@ pub fn verify(
     sig: &[u8],
 ) -> Result<(), CryptoError> {
     check_public_key_format(scheme, public_key)?;
-    let Ok(sig) = <&[u8; SIGNATURE_LEN]>::try_from(sig) else {
-        return Err(CryptoError::SignatureLength {
-            expected: SIGNATURE_LEN,
-            got: sig.len(),
-        });
-    };
     match scheme {
         Scheme::Ed25519 => {
+            let Ok(sig) = <&[u8; SIGNATURE_LEN]>::try_from(sig) else {
+                return Err(CryptoError::SignatureLength {
+                    expected: SIGNATURE_LEN,
+                    got: sig.len(),
+                });
+            };
             let (key, signature) = ed25519_precheck(public_key, sig)?;
             zebra_key(key)?
                 .verify(&signature, msg)
                 .map_err(|_| ed25519_equation_failed())
         }
-        Scheme::P256 => p256_verify(public_key, msg, sig),
+        Scheme::P256 => {
+            let (fixed, encoding) = p256_fixed(sig)?;
+            p256_verify(public_key, msg, &fixed, encoding)
+        }
     }
 }
 
@@ -436,6 +489,7 @@ fn p256_verify(
     public_key: &[u8],
     msg: &[u8],
     sig: &[u8; SIGNATURE_LEN],
+    encoding: SignatureEncoding,
 ) -> Result<(), CryptoError> {
     let s: &[u8] = &sig[32..];
     // s = 0 is never a valid ECDSA signature; ring rejects it too, but say so plainly.
@@ -448,7 +502,7 @@ fn p256_verify(
     // Low-S before the expensive check: equal-length big-endian byte strings compare
     // like the numbers they encode.
     if s > &P256_HALF_ORDER[..] {
-        return Err(CryptoError::HighS);
+        return Err(CryptoError::HighS { encoding });
     }
     ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, public_key)
         .verify(msg, sig)

@@ -237,14 +237,24 @@ pub enum TxError {
         /// The length received.
         got: usize,
     },
-    /// The signature has the shape of an ASN.1 DER `ECDSA-Sig-Value` (what many ECDSA
-    /// libraries and secure elements emit) instead of the fixed 64-byte `r || s`.
+    /// An Ed25519 signature with the shape of an ASN.1 DER `ECDSA-Sig-Value` (what ECDSA
+    /// libraries and secure elements emit): the key is Ed25519, the signature ECDSA's.
     #[error(
-        "signature must be 64 bytes, got {got}: this looks like a DER-encoded ECDSA signature; send r || s, each as 32 big-endian bytes"
+        "an ed25519 signature must be 64 bytes, got {got}: this looks like a DER-encoded ECDSA signature (is the signer's scheme right?)"
     )]
     DerSignature {
         /// The length received.
         got: usize,
+    },
+    /// A P-256 signature that is neither 64-byte `r || s` nor strict ASN.1 DER.
+    #[error(
+        "an ecdsa-p256 signature must be r || s (64 bytes) or strict DER; {got} bytes: {reason}"
+    )]
+    SignatureEncoding {
+        /// The length received.
+        got: usize,
+        /// What the DER decoder said.
+        reason: String,
     },
     /// A field holds a physically impossible or out-of-range value.
     #[error("invalid {field}: {reason}")]
@@ -279,13 +289,15 @@ pub enum TxError {
     /// A P-256 signature with `s > n/2`. It may be a correct signature by the key, but
     /// only its low-S twin `(r, n - s)` is accepted; the signer must normalise.
     #[error(
-        "transaction {id}: ecdsa-p256 signature by {signer} has high S (s > n/2); sign with low-S (replace s by n - s)"
+        "transaction {id}: ecdsa-p256 signature ({encoding}) by {signer} has high S (s > n/2); sign with low-S (replace s by n - s)"
     )]
     HighS {
         /// The transaction id.
         id: TxId,
         /// The signer id.
         signer: String,
+        /// How the signature was encoded (`r || s` or DER).
+        encoding: crypto::SignatureEncoding,
     },
 }
 
@@ -348,16 +360,28 @@ pub fn decode(signed: pb::SignedTx, chain_id: &str) -> Result<UnverifiedTx, TxEr
         });
     }
     let signer = check_signer(body.signer)?;
-    if signed.signature.len() != crypto::SIGNATURE_LEN {
-        if looks_like_der(&signed.signature) {
-            return Err(TxError::DerSignature {
-                got: signed.signature.len(),
+    let got = signed.signature.len();
+    match signer.scheme {
+        // P-256: `r || s` or strict DER, as secure elements emit it.
+        Scheme::P256 => {
+            if let Err(e) = crypto::p256_fixed(&signed.signature) {
+                let reason = match e {
+                    CryptoError::NotDer { reason, .. } => reason,
+                    other => other.to_string(),
+                };
+                return Err(TxError::SignatureEncoding { got, reason });
+            }
+        }
+        Scheme::Ed25519 if got != crypto::SIGNATURE_LEN => {
+            if looks_like_der(&signed.signature) {
+                return Err(TxError::DerSignature { got });
+            }
+            return Err(TxError::SignatureLength {
+                expected: crypto::SIGNATURE_LEN,
+                got,
             });
         }
-        return Err(TxError::SignatureLength {
-            expected: crypto::SIGNATURE_LEN,
-            got: signed.signature.len(),
-        });
+        Scheme::Ed25519 => {}
     }
     if body.sequence == 0 {
         return Err(invalid(
@@ -423,9 +447,10 @@ impl UnverifiedTx {
                 time_ms: self.time_ms,
                 action: self.action,
             }),
-            Err(CryptoError::HighS) => Err(TxError::HighS {
+            Err(CryptoError::HighS { encoding }) => Err(TxError::HighS {
                 id: self.id,
                 signer: self.signer.id,
+                encoding,
             }),
             Err(error) => Err(TxError::BadSignature {
                 id: self.id,

@@ -99,7 +99,9 @@ fn p256_high_s_is_rejected_as_high_s() {
         .expect("ring accepts high-S");
     assert!(matches!(
         verify(Scheme::P256, &pk, b"msg", &twin),
-        Err(CryptoError::HighS)
+        Err(CryptoError::HighS {
+            encoding: super::SignatureEncoding::Fixed
+        })
     ));
 }
 

@@ -277,25 +277,121 @@ fn signature_length() {
     );
 }
 
+fn to_der(fixed: &[u8]) -> Vec<u8> {
+    p256::ecdsa::Signature::from_slice(fixed)
+        .expect("r || s")
+        .to_der()
+        .as_bytes()
+        .to_vec()
+}
+
+/// Secure elements (SE050, OPTIGA) return P-256 signatures in DER: accepted as well as
+/// `r || s`, strictly, low-S only, with errors that name the encoding seen.
 #[test]
-fn a_der_signature_is_named_as_such() {
+fn a_p256_signature_in_strict_der_is_accepted() {
     let key = p256();
     let signed = sign_body(&device_body(&key), &key);
-    let der = p256::ecdsa::Signature::from_slice(&signed.signature)
-        .expect("r || s")
-        .to_der();
-    let der = der.as_bytes().to_vec();
+    let der = to_der(&signed.signature);
+    assert_ne!(der.len(), 64);
+    let fixed = check(signed.clone(), CHAIN).expect("r || s");
+    let checked = check(
+        pb::SignedTx {
+            signature: der.clone(),
+            ..signed.clone()
+        },
+        CHAIN,
+    )
+    .expect("DER");
+    assert_eq!(
+        checked.id, fixed.id,
+        "one transaction, whatever the encoding"
+    );
+
+    // High S in DER is refused as high S, and says it saw DER.
+    let mut high = signed.signature.clone();
+    let twin = crate::crypto::tests_support::p256_negate_s(&high[32..]);
+    high[32..].copy_from_slice(&twin);
+    let err = check(
+        pb::SignedTx {
+            signature: to_der(&high),
+            ..signed.clone()
+        },
+        CHAIN,
+    )
+    .expect_err("high S");
+    assert!(
+        matches!(
+            err,
+            TxError::HighS {
+                encoding: crypto::SignatureEncoding::Der,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("(DER)"), "{err}");
+
+    // Not strict DER: an integer with a needless leading zero, a long-form length where
+    // the short form fits, a byte after the sequence, a truncated sequence.
+    let (r, s) = (&signed.signature[..32], &signed.signature[32..]);
+    // A minimal DER INTEGER's content: no leading zeros, one if the top bit is set.
+    let minimal = |v: &[u8]| {
+        let mut v: Vec<u8> = v.iter().copied().skip_while(|&b| b == 0).collect();
+        if v.first().is_none_or(|&b| b & 0x80 != 0) {
+            v.insert(0, 0);
+        }
+        v
+    };
+    let int = |content: Vec<u8>| [vec![0x02, content.len() as u8], content].concat();
+    let seq = |body: Vec<u8>| [vec![0x30, body.len() as u8], body].concat();
+    let padded = seq([int(minimal(r)), int([vec![0], minimal(s)].concat())].concat());
+    let long_length = {
+        let body = [int(minimal(r)), int(minimal(s))].concat();
+        [vec![0x30, 0x81, body.len() as u8], body].concat()
+    };
+    assert_eq!(seq([int(minimal(r)), int(minimal(s))].concat()), der);
+    let trailing = [der.clone(), vec![0]].concat();
+    let truncated = der[..der.len() - 1].to_vec();
+    for (what, bad) in [
+        ("padded integer", padded),
+        ("long-form length", long_length),
+        ("trailing byte", trailing),
+        ("truncated", truncated),
+    ] {
+        let err = decode(
+            pb::SignedTx {
+                signature: bad,
+                ..signed.clone()
+            },
+            CHAIN,
+        )
+        .expect_err(what);
+        assert!(
+            matches!(err, TxError::SignatureEncoding { .. }),
+            "{what}: {err:?}"
+        );
+        assert!(err.to_string().contains("strict DER"), "{what}: {err}");
+    }
+}
+
+/// An Ed25519 key with a DER-shaped signature: the signer's scheme is wrong.
+#[test]
+fn a_der_signature_under_an_ed25519_key_is_named_as_such() {
+    let key = ed();
+    let p = p256();
+    let signed = sign_body(&device_body(&key), &key);
+    let der = to_der(&sign_body(&device_body(&p), &p).signature);
     let got = der.len();
-    let message = decode(
+    let err = decode(
         pb::SignedTx {
             signature: der,
             ..signed
         },
         CHAIN,
     )
-    .expect_err("DER is not r || s");
-    assert_eq!(message, TxError::DerSignature { got });
-    assert!(message.to_string().contains("DER"), "{message}");
+    .expect_err("DER under an ed25519 key");
+    assert_eq!(err, TxError::DerSignature { got });
+    assert!(err.to_string().contains("DER"), "{err}");
 }
 
 #[test]
