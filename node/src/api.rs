@@ -250,6 +250,29 @@ impl pb::ledger_server::Ledger for Api {
         }))
     }
 
+    async fn get_identifier_events(
+        &self,
+        request: Request<pb::GetIdentifierEventsRequest>,
+    ) -> Result<Response<pb::GetIdentifierEventsResponse>, Status> {
+        let req = request.into_inner();
+        identifier("identifier", &req.identifier)?;
+        let limit = if req.limit == 0 {
+            MAX_EVENTS_PAGE
+        } else {
+            req.limit.min(MAX_EVENTS_PAGE)
+        };
+        let (events, total) = self
+            .node
+            .identifier_events(&req.identifier, req.offset, limit as usize)
+            .await
+            .map_err(internal)?;
+        Ok(Response::new(pb::GetIdentifierEventsResponse {
+            key: crate::ledger::identifiers::key(&req.identifier),
+            events,
+            total,
+        }))
+    }
+
     async fn get_device(
         &self,
         request: Request<pb::GetDeviceRequest>,

@@ -786,8 +786,37 @@ impl Node {
         offset: u64,
         limit: usize,
     ) -> Result<(Vec<pb::ShipmentEvent>, u64), ReadError> {
+        self.index_events(
+            state::shipment_events_prefix(id),
+            "shipment event",
+            offset,
+            limit,
+        )
+        .await
+    }
+
+    /// A page of the committed transactions that name an identifier (in any of its forms:
+    /// [`crate::ledger::identifiers::key`]), oldest first, and the total count.
+    pub async fn identifier_events(
+        &self,
+        identifier: &str,
+        offset: u64,
+        limit: usize,
+    ) -> Result<(Vec<pb::ShipmentEvent>, u64), ReadError> {
+        let key = crate::ledger::identifiers::key(identifier);
+        self.index_events(state::identifier_prefix(&key), "identifier", offset, limit)
+            .await
+    }
+
+    /// A page of the transactions an index prefix lists, with their blocks' facts.
+    async fn index_events(
+        &self,
+        prefix: Vec<u8>,
+        what: &'static str,
+        offset: u64,
+        limit: usize,
+    ) -> Result<(Vec<pb::ShipmentEvent>, u64), ReadError> {
         let store = self.shared.store.clone();
-        let prefix = state::shipment_events_prefix(id);
         blocking(move || {
             let total = store.count_index(&prefix)?;
             let entries = store.scan_index(&prefix, offset, limit)?;
@@ -799,9 +828,7 @@ impl Node {
                     <[u8; 8]>::try_from(&suffix[..8.min(suffix.len())]),
                     <[u8; 4]>::try_from(suffix.get(8..12).unwrap_or_default()),
                 ) else {
-                    return Err(ReadError::CorruptIndex {
-                        what: "shipment event",
-                    });
+                    return Err(ReadError::CorruptIndex { what });
                 };
                 let (height, index) = (u64::from_be_bytes(h), u32::from_be_bytes(i));
                 if cached.as_ref().map(|(ch, _)| *ch) != Some(height) {

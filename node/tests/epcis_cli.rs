@@ -497,3 +497,137 @@ fn an_event_id_that_is_not_the_events_hash_is_noted() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// One EPCIS document of one ObjectEvent naming `epcs`, at `time`.
+fn one_event(epcs: &[&str], time: &str, read_point: &str) -> String {
+    serde_json::json!({
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument", "schemaVersion": "2.0",
+        "creationDate": "2024-03-02T10:00:00Z",
+        "epcisBody": {"eventList": [{
+            "type": "ObjectEvent", "eventTime": time, "eventTimeZoneOffset": "+00:00",
+            "action": "OBSERVE", "bizStep": "inspecting", "epcList": epcs,
+            "readPoint": {"id": read_point},
+        }]},
+    })
+    .to_string()
+}
+
+/// Every identifier a transaction names is indexed under one key per thing: an item
+/// named by its EPC URI in one document and by a Digital Link of another domain in the
+/// next is found, with both events, by either name; a lot created natively by its class
+/// URI is found by its Digital Link; a place by its SGLN or its GLN link. An identifier
+/// nobody named has no events, and that is not an error.
+#[tokio::test]
+async fn an_item_is_found_by_any_of_its_names() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    cli(
+        dir,
+        &[
+            "genesis",
+            "--chain-id",
+            "ids",
+            "--member",
+            "farm:producer",
+            "--validators",
+            "farm",
+            "--out-dir",
+            "net",
+        ],
+    );
+    let node = start_node(dir);
+    let url = node.url.clone();
+    let farm = "net/keys/farm.admin.json";
+    cli(
+        dir,
+        &[
+            "submit",
+            "--node",
+            &url,
+            "--key",
+            farm,
+            "create-shipment",
+            "--id",
+            SSCC,
+            "--product",
+            "urn:epc:class:lgtin:4012345.011111.L1,Lettuce,40,KGM",
+            "--min",
+            "2",
+            "--max",
+            "8",
+        ],
+    );
+    let urn = "urn:epc:id:sgtin:0614141.712345.2017";
+    let link = "https://brand.example/gtin/70614141123451/21/2017?linkType=all";
+    std::fs::write(
+        dir.join("a.json"),
+        one_event(
+            &[urn],
+            "2024-03-02T09:00:00Z",
+            "urn:epc:id:sgln:0614141.00777.0",
+        ),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join("b.json"),
+        one_event(
+            &[link],
+            "2024-03-02T11:00:00Z",
+            "https://id.gs1.org/414/0614141007776",
+        ),
+    )
+    .expect("write");
+    for doc in ["a.json", "b.json"] {
+        cli(
+            dir,
+            &["epcis", "import", doc, "--key", farm, "--node", &url],
+        );
+    }
+    let query = |id: &str| -> serde_json::Value {
+        let out = cli(dir, &["--json", "query", "--node", &url, "identifier", id]);
+        serde_json::from_str(&out).expect("json")
+    };
+    let item = "https://id.gs1.org/01/70614141123451/21/2017";
+    for name in [urn, link, item, "urn:epc:id:sgtin:0614141.712345.2017"] {
+        let v = query(name);
+        assert_eq!(v["key"], item, "{name}");
+        assert_eq!(v["total"], 2, "{name}: {v}");
+        let events = v["events"].as_array().expect("events");
+        assert!(
+            events.iter().all(|e| e["body"]["action"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("RecordEpcisEvent"))),
+            "{v}"
+        );
+    }
+    // The place: both events, by its EPC URI or its GLN link.
+    for name in [
+        "urn:epc:id:sgln:0614141.00777.0",
+        "https://id.gs1.org/414/0614141007776",
+    ] {
+        assert_eq!(query(name)["total"], 2, "{name}");
+    }
+    // The lot the shipment was created with, by its Digital Link; the shipment by its id.
+    let lot = query("https://id.gs1.org/01/04012345111118/10/L1");
+    assert_eq!(lot["total"], 1, "{lot}");
+    assert!(
+        lot["events"][0]["body"]["action"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("CreateShipment")),
+        "{lot}"
+    );
+    assert_eq!(query(SSCC)["total"], 1);
+    // Nobody named it: no events, not an error.
+    let unknown = query("urn:epc:id:sgtin:0614141.712345.9999");
+    assert_eq!(unknown["total"], 0);
+    // An identifier no transaction could hold is refused with the reason.
+    let refused = run(dir, &["query", "--node", &url, "identifier", "a\u{7}b"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("control characters"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    drop(node);
+}

@@ -370,6 +370,60 @@ mod event_hash {
         assert!(checked >= 15, "{checked}");
     }
 
+    /// The Digital Link documents of openepcis and the EPC URIs of the same things give
+    /// one index key each (issue: provenance by identifier).
+    #[test]
+    fn openepcis_digital_links_and_their_epc_uris_are_one_identifier() {
+        use tracechain_node::ledger::identifiers;
+        let docs = super::shared_dir("epcis/openepcis/Documents");
+        let mut named = std::collections::BTreeSet::new();
+        for name in [
+            "AggregationEvent_with_digitalLink.json",
+            "ObjectEvent_with_digitalLink.json",
+            "TransformationEvent_with_digitalLink.json",
+        ] {
+            let events = tracechain_node::epcis::parse::parse_document(&read(&docs.join(name)))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            for e in events {
+                let action = tracechain_proto::v1::tx_body::Action::RecordEpcisEvent(e);
+                named.extend(identifiers::of_action(&action));
+            }
+        }
+        for (link, urn) in [
+            (
+                "https://id.gs1.org/01/70614141123451/21/2017",
+                "urn:epc:id:sgtin:0614141.712345.2017",
+            ),
+            (
+                "https://id.gs1.org/01/04012345123456/10/998877",
+                "urn:epc:class:lgtin:4012345.012345.998877",
+            ),
+            (
+                "https://id.gs1.org/01/70614141123451/10/998877",
+                "urn:epc:class:lgtin:0614141.712345.998877",
+            ),
+            (
+                "https://id.gs1.org/01/04012345987652",
+                "urn:epc:idpat:sgtin:4012345.098765.*",
+            ),
+            (
+                "https://id.gs1.org/00/106141412345678908",
+                "urn:epc:id:sscc:0614141.1234567890",
+            ),
+            (
+                "https://id.gs1.org/414/0614141007776",
+                "urn:epc:id:sgln:0614141.00777.0",
+            ),
+        ] {
+            assert_eq!(identifiers::key(link), identifiers::key(urn), "{link}");
+            assert!(
+                named.contains(&identifiers::key(urn)),
+                "{urn} not named: {named:?}"
+            );
+        }
+        assert!(named.len() >= 12, "{named:?}");
+    }
+
     /// One event, two documents: the importer's parse keeps the document's context with
     /// each event, and the recorded event's hash is the document's.
     #[test]

@@ -36,7 +36,8 @@ pub struct BlockExecution {
     pub results: Vec<pb::TxResult>,
     /// State writes, sorted by key.
     pub writes: Writes,
-    /// Secondary index entries (shipment event history, device lifecycle history).
+    /// Secondary index entries (shipment event history, device lifecycle history, the
+    /// identifiers each transaction names).
     pub index_writes: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
@@ -111,6 +112,12 @@ impl Ledger {
                             for entry in &history {
                                 out.index_writes.push((
                                     state::history_key(entry, ctx.height, index),
+                                    tx.id.0.to_vec(),
+                                ));
+                            }
+                            for key in crate::identifiers::of_action(&tx.action) {
+                                out.index_writes.push((
+                                    state::identifier_entry_key(&key, ctx.height, index),
                                     tx.id.0.to_vec(),
                                 ));
                             }

@@ -14,7 +14,8 @@
 //!   proposed header, without storage.
 //! - [`certificate`]: commit certificates in protobuf, both forms, one decode point.
 //! - [`merkle`]: roots and inclusion proofs.
-//! - [`epcis`]: EPCIS 2.0 documents in and out.
+//! - [`epcis`]: EPCIS 2.0 documents in and out, and the EPCIS Event Hash ID.
+//! - [`identifiers`]: the identifiers a transaction names, one index key per thing.
 //! - [`audit`]: checking a shipment's audit bundle offline, and its report and chart.
 //! - [`units`]: exact decimal formatting and parsing of temperatures and times.
 //!
@@ -31,6 +32,7 @@ pub mod crypto;
 pub mod epcis;
 mod execute;
 pub mod genesis;
+pub mod identifiers;
 pub mod merkle;
 pub mod mkt;
 mod rules;

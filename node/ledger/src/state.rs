@@ -149,6 +149,23 @@ pub fn device_lifecycle_prefix(id: &str) -> Vec<u8> {
     k
 }
 
+/// Prefix of an identifier's index entries (`i/<key>\0<height be><index be>` → tx id,
+/// the key from [`crate::identifiers::key`], escaped as [`push_id`] does).
+pub fn identifier_prefix(key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(3 + key.len());
+    k.extend_from_slice(b"i/");
+    push_id(&mut k, key);
+    k
+}
+
+/// Key of one identifier index entry; sorts by (height, index) within the identifier.
+pub fn identifier_entry_key(key: &str, height: u64, index: u32) -> Vec<u8> {
+    let mut k = identifier_prefix(key);
+    k.extend_from_slice(&height.to_be_bytes());
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
 /// The index key of a history entry at (height, index).
 pub fn history_key(entry: &pb::HistoryEntry, height: u64, index: u32) -> Vec<u8> {
     let mut k = if entry.kind == pb::HistoryKind::Device as i32 {

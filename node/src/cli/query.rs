@@ -27,6 +27,15 @@ enum What {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// The committed transactions that name an identifier (an EPC URI or a GS1 Digital
+    /// Link URI of an item, lot, container or place, in any form; or any other id).
+    Identifier {
+        id: String,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
     /// A transaction by id (hex).
     Tx { id: String },
     /// A recorded EPCIS event by its Event Hash ID (`ni:///sha-256;<hex>?ver=CBV2.0`).
@@ -75,6 +84,47 @@ pub(super) async fn status(a: StatusArgs, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A page of events, as JSON or as lines; `key` is the identifier's index key, if any.
+fn print_events(
+    page: &[pb::ShipmentEvent],
+    total: u64,
+    offset: u64,
+    key: Option<&str>,
+    json: bool,
+) {
+    let events: Vec<_> = page
+        .iter()
+        .map(|e| {
+            json!({
+                "height": e.height,
+                "index": e.index,
+                "tx_id": hex::encode(&e.tx_id),
+                "block_time_ms": e.block_time_ms,
+                "result": output::result_name(e.result.clone().unwrap_or_default().code),
+                "body": e.tx.as_ref().map(output::body_json),
+            })
+        })
+        .collect();
+    if json {
+        let mut v = json!({"total": total, "events": events});
+        if let Some(key) = key {
+            v["key"] = json!(key);
+        }
+        output::print_json(&v);
+    } else {
+        if let Some(key) = key {
+            println!("key {key}");
+        }
+        println!("{total} events (showing {} from {offset})", events.len());
+        for e in &events {
+            println!(
+                "  #{}:{} {} {}",
+                e["height"], e["index"], e["block_time_ms"], e["body"]["action"]
+            );
+        }
+    }
+}
+
 fn hash32(s: &str) -> anyhow::Result<Vec<u8>> {
     let b = hex::decode(s).map_err(|_| anyhow::anyhow!("{s:?} is not hex"))?;
     if b.len() != 32 {
@@ -108,36 +158,19 @@ pub(super) async fn query(a: QueryArgs, json: bool) -> anyhow::Result<()> {
                 .await
                 .map_err(output::status_error)?
                 .into_inner();
-            let events: Vec<_> = r
-                .events
-                .iter()
-                .map(|e| {
-                    json!({
-                        "height": e.height,
-                        "index": e.index,
-                        "tx_id": hex::encode(&e.tx_id),
-                        "block_time_ms": e.block_time_ms,
-                        "result": output::result_name(e.result.clone().unwrap_or_default().code),
-                        "body": e.tx.as_ref().map(output::body_json),
-                    })
+            print_events(&r.events, r.total, offset, None, json);
+        }
+        What::Identifier { id, offset, limit } => {
+            let r = client
+                .get_identifier_events(pb::GetIdentifierEventsRequest {
+                    identifier: id,
+                    offset,
+                    limit,
                 })
-                .collect();
-            if json {
-                output::print_json(&json!({"total": r.total, "events": events}));
-            } else {
-                println!(
-                    "{} events (showing {} from {})",
-                    r.total,
-                    events.len(),
-                    offset
-                );
-                for e in &events {
-                    println!(
-                        "  #{}:{} {} {}",
-                        e["height"], e["index"], e["block_time_ms"], e["body"]["action"]
-                    );
-                }
-            }
+                .await
+                .map_err(output::status_error)?
+                .into_inner();
+            print_events(&r.events, r.total, offset, Some(&r.key), json);
         }
         What::Tx { id } => {
             let r = client

@@ -24,7 +24,19 @@ pub fn canonical(uri: &str) -> Option<String> {
     } else if let Some(rest) = uri.strip_prefix("urn:epc:idpat:") {
         epc_pattern(rest)
     } else if uri.starts_with("https://") || uri.starts_with("http://") {
-        digital_link(uri)
+        digital_link(uri, false)
+    } else {
+        None
+    }
+}
+
+/// [`canonical`] for a Digital Link URI whose values hold percent escapes (`a%2Fb`),
+/// which the Event Hash ID leaves as written (as GS1's reference implementation does)
+/// but an index of identifiers must not: the EPC URI of the same item has them too.
+/// Escapes are kept, their hex digits upper-cased.
+pub fn canonical_lenient(uri: &str) -> Option<String> {
+    if uri.starts_with("https://") || uri.starts_with("http://") {
+        digital_link(uri, true)
     } else {
         None
     }
@@ -327,25 +339,56 @@ fn ai_of(segment: &str) -> &str {
     }
 }
 
-/// A Digital Link value: 0 to `max` characters of `"'-.0-9;<=>?A-Z_a-z`.
-fn dl_chars(s: &str, max: usize) -> bool {
-    s.len() <= max
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"\"'-.;<=>?_".contains(&b))
+/// A Digital Link value: 0 to `max` characters of `"'-.0-9;<=>?A-Z_a-z`, and with
+/// `escapes` also `%XX` (one character each).
+fn dl_chars(s: &str, max: usize, escapes: bool) -> bool {
+    let b = s.as_bytes();
+    let (mut i, mut n) = (0, 0);
+    while i < b.len() {
+        if escapes && b[i] == b'%' {
+            if !b
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+            {
+                return false;
+            }
+            i += 3;
+        } else if b[i].is_ascii_alphanumeric() || b"\"'-.;<=>?_".contains(&b[i]) {
+            i += 1;
+        } else {
+            return false;
+        }
+        n += 1;
+    }
+    n <= max
+}
+
+/// Upper-cases the hex digits of every percent escape.
+pub(crate) fn upper_escapes(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let escape = rest.get(at..at + 3).unwrap_or(&rest[at..]);
+        out.push_str(&escape.to_ascii_uppercase());
+        rest = &rest[at + escape.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `n` digits, then 0 to `max` Digital Link characters (`usize::MAX`: anything).
-fn digits_then(s: &str, n: usize, max: usize) -> bool {
+fn digits_then(s: &str, n: usize, max: usize, escapes: bool) -> bool {
     s.len() >= n
         && s.as_bytes()[..n].iter().all(u8::is_ascii_digit)
-        && (max == usize::MAX || dl_chars(&s[n..], max))
+        && (max == usize::MAX || dl_chars(&s[n..], max, escapes))
 }
 
 fn n_digits(s: &str, n: usize) -> bool {
     s.len() == n && digits(s)
 }
 
-fn digital_link(uri: &str) -> Option<String> {
+fn digital_link(uri: &str, escapes: bool) -> Option<String> {
     let uri = uri.split('?').next().unwrap_or(uri);
     let rest = uri
         .strip_prefix("https://")
@@ -353,9 +396,9 @@ fn digital_link(uri: &str) -> Option<String> {
     let (_authority, path) = rest.split_once('/')?;
     let segments: Vec<&str> = path.split('/').map(ai_of).collect();
     let starts_with_key = |i: usize| {
-        segments
-            .get(i + 1)
-            .is_some_and(|v| digits_then(v, 4, usize::MAX) && PRIMARY_KEYS.contains(&segments[i]))
+        segments.get(i + 1).is_some_and(|v| {
+            digits_then(v, 4, usize::MAX, false) && PRIMARY_KEYS.contains(&segments[i])
+        })
     };
     let start = if starts_with_key(0) {
         0
@@ -395,38 +438,39 @@ fn digital_link(uri: &str) -> Option<String> {
             n_digits(value, 14)
                 && match q {
                     [] => true,
-                    ["21" | "10", v] => dl_chars(v, 20),
-                    ["235", v] => dl_chars(v, 28),
+                    ["21" | "10", v] => dl_chars(v, 20, escapes),
+                    ["235", v] => dl_chars(v, 28, escapes),
                     _ => false,
                 }
         }
-        ("253", []) => digits_then(value, 13, 17),
+        ("253", []) => digits_then(value, 13, 17, escapes),
         ("255", []) => value.len() >= 13 && value.len() <= 25 && digits(value),
-        ("401" | "8004", []) => dl_chars(value, 30),
+        ("401" | "8004", []) => dl_chars(value, 30, escapes),
         ("402", []) => n_digits(value, 17),
         ("414", q) => {
             n_digits(value, 13)
                 && match q {
                     [] => true,
-                    ["254", v] => dl_chars(v, 20),
+                    ["254", v] => dl_chars(v, 20, escapes),
                     _ => false,
                 }
         }
         ("417", []) => n_digits(value, 13),
-        ("8003", []) => digits_then(value, 14, 16),
+        ("8003", []) => digits_then(value, 14, 16, escapes),
         ("8006", q) => {
             n_digits(value, 18)
                 && match q {
                     [] => true,
-                    ["21" | "10", v] => dl_chars(v, 20),
+                    ["21" | "10", v] => dl_chars(v, 20, escapes),
                     _ => false,
                 }
         }
         ("8010", q) => {
+            let allowed: &[u8] = if escapes { b"#-/%" } else { b"#-/" };
             let cpid = |s: &str| {
-                s.len() <= 30
+                s.len() <= if escapes { 90 } else { 30 }
                     && s.bytes().all(|b| {
-                        b.is_ascii_digit() || b.is_ascii_uppercase() || b"#-/".contains(&b)
+                        b.is_ascii_digit() || b.is_ascii_uppercase() || allowed.contains(&b)
                     })
             };
             cpid(value)
@@ -439,7 +483,11 @@ fn digital_link(uri: &str) -> Option<String> {
         ("8017" | "8018", []) => n_digits(value, 18),
         _ => false,
     };
-    valid.then(|| format!("{DOMAIN}/{}", parts.join("/")))
+    valid.then(|| {
+        let path = parts.join("/");
+        let path = if escapes { upper_escapes(&path) } else { path };
+        format!("{DOMAIN}/{path}")
+    })
 }
 
 #[cfg(test)]

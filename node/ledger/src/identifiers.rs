@@ -1,0 +1,140 @@
+//! The identifiers a transaction names, as index keys: one key per thing, whatever form
+//! it was written in. A GS1 key (an EPC URI, an EPC class or pattern URI, or a Digital
+//! Link URI of any domain, with or without a query string) becomes its constrained
+//! canonical Digital Link URI (`https://id.gs1.org/01/<gtin>/21/<serial>`, see
+//! [`crate::epcis::dl`]), so that `urn:epc:id:sgtin:0614141.712345.2017` and
+//! `https://example.com/gtin/70614141123451/21/2017?x=1` are one key; anything else (a
+//! shipment id of the consortium's own, a location URI) is its own key, as written.
+//!
+//! The node keeps an index entry `i/<key>\0<height><index>` for every identifier of every
+//! successful transaction (state::identifier_key), so an item, a lot, a container or a
+//! place is found by any of its names. A device's readings are not indexed here: they
+//! join their shipment's history, which the shipment's own entries lead to, and the
+//! hot path of ingest stays as it was.
+
+use std::collections::BTreeSet;
+
+use tracechain_proto::v1::tx_body::Action;
+
+use crate::epcis::dl;
+
+/// The index key of an identifier: its canonical Digital Link URI if it names a GS1 key,
+/// else the identifier as written.
+pub fn key(identifier: &str) -> String {
+    match dl::canonical(identifier).or_else(|| dl::canonical_lenient(identifier)) {
+        // Percent escapes in one case: `%2f` and `%2F` are one character.
+        Some(canonical) => dl::upper_escapes(&canonical),
+        None => identifier.to_string(),
+    }
+}
+
+/// The index keys of what `action` names, each once, sorted. Empty for a sensor report.
+pub fn of_action(action: &Action) -> Vec<String> {
+    let mut ids: Vec<&str> = Vec::new();
+    match action {
+        Action::RegisterDevice(a) => ids.push(&a.device_id),
+        Action::RotateDeviceKey(a) => ids.push(&a.device_id),
+        Action::RevokeDevice(a) => ids.push(&a.device_id),
+        Action::CreateShipment(a) => {
+            ids.push(&a.shipment_id);
+            ids.push(&a.origin_location);
+            ids.extend(a.products.iter().map(|p| p.epc.as_str()));
+            ids.extend(a.device_ids.iter().map(String::as_str));
+        }
+        Action::AttachDevice(a) => {
+            ids.push(&a.shipment_id);
+            ids.push(&a.device_id);
+        }
+        Action::Ship(a) => {
+            ids.push(&a.shipment_id);
+            ids.push(&a.location);
+        }
+        Action::Receive(a) => {
+            ids.push(&a.shipment_id);
+            ids.push(&a.location);
+        }
+        Action::Customs(a) => {
+            ids.push(&a.shipment_id);
+            ids.push(&a.location);
+        }
+        Action::SensorReport(_) => {}
+        Action::RecordEpcisEvent(a) => {
+            ids.extend(a.epcs.iter().map(String::as_str));
+            ids.push(&a.read_point);
+            ids.push(&a.biz_location);
+        }
+    }
+    ids.into_iter()
+        .filter(|id| !id.is_empty())
+        .map(key)
+        .collect::<BTreeSet<String>>()
+        .into_iter()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use tracechain_proto::v1 as pb;
+
+    use super::*;
+
+    #[test]
+    fn every_form_of_one_item_is_one_key() {
+        let forms = [
+            "urn:epc:id:sgtin:0614141.712345.2017",
+            "https://id.gs1.org/01/70614141123451/21/2017",
+            "https://example.com/gtin/70614141123451/21/2017?linkType=all",
+            "http://id.gs1.org/01/70614141123451/10/L1/21/2017",
+        ];
+        for f in forms {
+            assert_eq!(
+                key(f),
+                "https://id.gs1.org/01/70614141123451/21/2017",
+                "{f}"
+            );
+        }
+        assert_eq!(
+            key("urn:epc:class:lgtin:4012345.012345.998877"),
+            key("https://id.gs1.org/01/04012345123456/10/998877")
+        );
+        assert_eq!(
+            key("urn:epc:id:sscc:0614141.1234567890"),
+            "https://id.gs1.org/00/106141412345678908"
+        );
+        // Percent escapes, in either case: the URN and a Digital Link of another
+        // domain agree.
+        assert_eq!(
+            key("urn:epc:id:sgtin:0614141.712345.a%2Fb"),
+            key("https://brand.example/01/70614141123451/21/a%2Fb")
+        );
+        assert_eq!(
+            key("urn:epc:id:sgtin:0614141.712345.a%2fb"),
+            "https://id.gs1.org/01/70614141123451/21/a%2Fb"
+        );
+        // Not a GS1 key: as written.
+        assert_eq!(key("S-1"), "S-1");
+        assert_eq!(key("urn:example:pallet:9"), "urn:example:pallet:9");
+    }
+
+    #[test]
+    fn an_event_names_each_identifier_once_and_a_reading_none() {
+        let event = Action::RecordEpcisEvent(pb::RecordEpcisEvent {
+            epcs: vec![
+                "urn:epc:id:sgtin:0614141.712345.2017".into(),
+                "https://id.gs1.org/01/70614141123451/21/2017".into(),
+                "urn:epc:id:sscc:0614141.1234567890".into(),
+            ],
+            read_point: "urn:epc:id:sgln:0614141.00777.0".into(),
+            ..Default::default()
+        });
+        assert_eq!(
+            of_action(&event),
+            [
+                "https://id.gs1.org/00/106141412345678908",
+                "https://id.gs1.org/01/70614141123451/21/2017",
+                "https://id.gs1.org/414/0614141007776",
+            ]
+        );
+        assert!(of_action(&Action::SensorReport(pb::SensorReport::default())).is_empty());
+    }
+}
