@@ -11,6 +11,7 @@
 //!   accepted, invalid ones rejected with every bad event's position and reason.
 //! - `event_hash`: the EPCIS Event Hash ID against GS1's reference implementation's test
 //!   vectors (MIT): every event of every document gives its pre-hash string and its hash.
+//! - `epcis_schema`: every EPCIS export validates against GS1's EPCIS 2.0 JSON Schema.
 
 use std::path::{Path, PathBuf};
 
@@ -435,6 +436,217 @@ mod event_hash {
         assert_eq!(
             hash::recorded_event_hash(&events[0].event_json).unwrap(),
             expected[0]
+        );
+    }
+}
+
+mod epcis_schema {
+    use serde_json::Value;
+    use tracechain_node::{
+        crypto::{Scheme, SecretKey},
+        epcis::{export, parse::parse_document},
+        tx,
+    };
+    use tracechain_proto::v1::{self as pb, tx_body::Action};
+
+    use super::{json_files, read, shared_dir};
+
+    const CHAIN: &str = "schema-chain";
+    const SHIPMENT: &str = "urn:epc:id:sscc:4012345.0000000099";
+
+    fn validator() -> jsonschema::Validator {
+        let path = shared_dir("epcis/schema").join("EPCIS-JSON-Schema.json");
+        let schema: Value = serde_json::from_str(&read(&path)).expect("the schema is JSON");
+        jsonschema::validator_for(&schema).expect("GS1's schema compiles")
+    }
+
+    fn errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
+        v.iter_errors(doc)
+            .map(|e| format!("{}: {e}", e.instance_path()))
+            .collect()
+    }
+
+    fn signed(
+        key: &SecretKey,
+        kind: pb::SignerKind,
+        id: &str,
+        seq: u64,
+        action: Action,
+    ) -> tx::CheckedTx {
+        let body = pb::TxBody {
+            chain_id: CHAIN.into(),
+            signer: Some(pb::Signer {
+                kind: kind as i32,
+                id: id.into(),
+                scheme: pb::SignatureScheme::from(key.scheme()) as i32,
+                public_key: key.public_key(),
+            }),
+            sequence: seq,
+            time_ms: 1_767_225_600_000 + seq as i64,
+            action: Some(action),
+        };
+        tx::check(tx::sign_body(&body, key), CHAIN).expect("a valid transaction")
+    }
+
+    /// A shipment's life in native transactions, and openepcis's valid documents as
+    /// imported events: the export of each validates against GS1's schema (and the
+    /// validator does refuse a broken document, so the check is real).
+    #[test]
+    fn every_export_validates_against_gs1s_schema() {
+        let validator = validator();
+        let farm = SecretKey::from_bytes(Scheme::Ed25519, &[1; 32]).expect("key");
+        let logger = SecretKey::from_bytes(Scheme::P256, &[2; 32]).expect("key");
+        let member = |seq, action| signed(&farm, pb::SignerKind::Member, "farm", seq, action);
+        let device = "urn:epc:id:giai:4012345.1";
+        let mut txs = vec![
+            member(
+                1,
+                Action::CreateShipment(pb::CreateShipment {
+                    shipment_id: SHIPMENT.into(),
+                    products: vec![pb::Product {
+                        epc: "urn:epc:class:lgtin:4012345.011111.L1".into(),
+                        description: "Lettuce".into(),
+                        quantity: 40,
+                        uom: "KGM".into(),
+                    }],
+                    owner: "retailer".into(),
+                    policy: None,
+                    origin_location: "urn:epc:id:sgln:4012345.00001.0".into(),
+                    device_ids: vec![device.into()],
+                }),
+            ),
+            member(
+                2,
+                Action::AttachDevice(pb::AttachDevice {
+                    shipment_id: SHIPMENT.into(),
+                    device_id: device.into(),
+                }),
+            ),
+            member(
+                3,
+                Action::Ship(pb::ShipShipment {
+                    shipment_id: SHIPMENT.into(),
+                    to_custodian: "carrier".into(),
+                    new_owner: "retailer".into(),
+                    location: "urn:epc:id:sgln:4012345.00001.0".into(),
+                }),
+            ),
+            member(
+                4,
+                Action::Receive(pb::ReceiveShipment {
+                    shipment_id: SHIPMENT.into(),
+                    location: "urn:epc:id:sgln:4012345.00002.0".into(),
+                    final_delivery: false,
+                }),
+            ),
+            member(
+                5,
+                Action::Customs(pb::CustomsDecision {
+                    shipment_id: SHIPMENT.into(),
+                    outcome: pb::CustomsOutcome::Held as i32,
+                    reason: "papers".into(),
+                    location: "urn:epc:id:sgln:4012345.00003.0".into(),
+                }),
+            ),
+            member(
+                6,
+                Action::Customs(pb::CustomsDecision {
+                    shipment_id: SHIPMENT.into(),
+                    outcome: pb::CustomsOutcome::Cleared as i32,
+                    reason: String::new(),
+                    location: String::new(),
+                }),
+            ),
+            signed(
+                &logger,
+                pb::SignerKind::Device,
+                device,
+                1,
+                Action::SensorReport(pb::SensorReport {
+                    shipment_id: SHIPMENT.into(),
+                    observed_at_ms: 1_767_225_000_000,
+                    temperature_milli_c: -18_500,
+                    humidity_permille: Some(420),
+                    location: None,
+                }),
+            ),
+            member(
+                7,
+                Action::Receive(pb::ReceiveShipment {
+                    shipment_id: SHIPMENT.into(),
+                    location: String::new(),
+                    final_delivery: true,
+                }),
+            ),
+        ];
+        // Imported events, as recorded: those of every openepcis document that GS1's
+        // schema accepts as written (an export reproduces an imported event as it came;
+        // the documents the schema refuses are named below).
+        let mut seq = 100;
+        let mut documents = 0;
+        let mut refused_as_written = Vec::new();
+        for sub in ["Documents", "Events"] {
+            for path in json_files(&shared_dir(&format!("epcis/openepcis/{sub}"))) {
+                let text = read(&path);
+                let Ok(events) = parse_document(&text) else {
+                    continue;
+                };
+                let source: Value = serde_json::from_str(&text).expect("JSON");
+                let problems = errors(&validator, &source);
+                if source["type"] == "EPCISDocument" && !problems.is_empty() {
+                    eprintln!("{}: {problems:#?}", path.display());
+                    refused_as_written.push(format!(
+                        "{sub}/{}",
+                        path.file_name().unwrap_or_default().to_string_lossy()
+                    ));
+                    continue;
+                }
+                documents += 1;
+                for e in events {
+                    seq += 1;
+                    txs.push(member(seq, Action::RecordEpcisEvent(e)));
+                }
+            }
+        }
+        assert_eq!(
+            refused_as_written,
+            [
+                "Documents/AggregationEvent_with_persistentDisposition.json",
+                "Documents/SensorData_with_combined_events.json",
+                "Documents/TransactionEvent_with_userExtensions.json",
+            ],
+            "openepcis documents GS1's schema refuses as written"
+        );
+        assert!(documents >= 30, "{documents} openepcis documents");
+        let events: Vec<export::ExportEvent<'_>> = txs
+            .iter()
+            .map(|tx| export::ExportEvent {
+                block_time_ms: 1_767_225_700_000,
+                tx,
+            })
+            .collect();
+        let native = export::document(SHIPMENT, &events[..8], 1_767_226_000_000).expect("export");
+        assert_eq!(
+            native["epcisBody"]["eventList"].as_array().map(Vec::len),
+            Some(8)
+        );
+        let problems = errors(&validator, &native);
+        assert!(problems.is_empty(), "native export: {problems:#?}");
+        let all = export::document(SHIPMENT, &events, 1_767_226_000_000).expect("export");
+        let problems = errors(&validator, &all);
+        assert!(
+            problems.is_empty(),
+            "export with imported events: {problems:#?}"
+        );
+
+        let mut broken = native.clone();
+        broken["epcisBody"]["eventList"][0]
+            .as_object_mut()
+            .expect("event")
+            .remove("eventTime");
+        assert!(
+            !errors(&validator, &broken).is_empty(),
+            "the schema requires eventTime"
         );
     }
 }
