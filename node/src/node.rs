@@ -676,6 +676,13 @@ impl Node {
 
     /// A transaction's status, and where it is if committed.
     pub async fn get_tx(&self, id: TxId) -> Result<TxLookup, ReadError> {
+        // The pool first, then the store: a commit writes the store before it takes the
+        // transaction out of the pool, so read in this order a transaction is always in
+        // one of them (read the other way round, one committed in between was in
+        // neither, and a client waiting for it was told it was unknown).
+        let pending = lock(&self.shared.mempool)
+            .get(&id)
+            .map(|t| t.signed.clone());
         let store = self.shared.store.clone();
         let location = blocking(move || store.tx_location(&id.0)).await??;
         if let Some(loc) = location {
@@ -698,9 +705,6 @@ impl Node {
                 block_time_ms: time,
             });
         }
-        let pending = lock(&self.shared.mempool)
-            .get(&id)
-            .map(|t| t.signed.clone());
         Ok(TxLookup {
             status: if pending.is_some() {
                 pb::TxStatus::Pending
@@ -806,6 +810,37 @@ impl Node {
         let key = crate::ledger::identifiers::key(identifier);
         self.index_events(state::identifier_prefix(&key), "identifier", offset, limit)
             .await
+    }
+
+    /// A thing's provenance: the transactions that name it (at most `max`; more is an
+    /// error), read in chain order, and its verdict.
+    pub async fn provenance(
+        &self,
+        identifier: &str,
+        max: usize,
+    ) -> Result<Result<crate::ledger::provenance::Provenance, u64>, ReadError> {
+        let (events, total) = self.identifier_events(identifier, 0, max).await?;
+        if total as usize > max {
+            return Ok(Err(total));
+        }
+        let recorded: Vec<crate::ledger::provenance::Recorded> = events
+            .into_iter()
+            .filter_map(|e| {
+                let body = pb::TxBody::decode(e.tx?.body.as_slice()).ok()?;
+                Some(crate::ledger::provenance::Recorded {
+                    height: e.height,
+                    index: e.index,
+                    block_time_ms: e.block_time_ms,
+                    signer: body.signer?.id,
+                    action: body.action?,
+                })
+            })
+            .collect();
+        Ok(Ok(crate::ledger::provenance::assess(
+            &self.shared.genesis,
+            identifier,
+            &recorded,
+        )))
     }
 
     /// A page of the transactions an index prefix lists, with their blocks' facts.
