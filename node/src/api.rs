@@ -21,6 +21,8 @@ pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 pub const MAX_TXS_PER_REQUEST: usize = 10_000;
 /// Longest `wait_for_commit`.
 pub const COMMIT_WAIT: Duration = Duration::from_secs(30);
+/// Most transactions one provenance answer reads.
+pub const MAX_PROVENANCE_EVENTS: usize = 10_000;
 /// Default and largest page of shipment events.
 pub const MAX_EVENTS_PAGE: u32 = 1_000;
 
@@ -270,6 +272,59 @@ impl pb::ledger_server::Ledger for Api {
             key: crate::ledger::identifiers::key(&req.identifier),
             events,
             total,
+        }))
+    }
+
+    async fn get_provenance(
+        &self,
+        request: Request<pb::GetProvenanceRequest>,
+    ) -> Result<Response<pb::GetProvenanceResponse>, Status> {
+        use crate::ledger::provenance::{StepKind, Verdict};
+        let id = request.into_inner().identifier;
+        identifier("identifier", &id)?;
+        let p = match self
+            .node
+            .provenance(&id, MAX_PROVENANCE_EVENTS)
+            .await
+            .map_err(internal)?
+        {
+            Ok(p) => p,
+            Err(total) => {
+                return Err(Status::failed_precondition(format!(
+                    "{total} transactions name {id}, more than the {MAX_PROVENANCE_EVENTS} one \
+                     answer reads; page through GetIdentifierEvents"
+                )));
+            }
+        };
+        let (prefix_holder, prefix) = p.prefix_holder.clone().unwrap_or_default();
+        Ok(Response::new(pb::GetProvenanceResponse {
+            key: p.key,
+            verdict: match p.verdict {
+                Verdict::Genuine => pb::ProvenanceVerdict::Genuine,
+                Verdict::Suspect => pb::ProvenanceVerdict::Suspect,
+                Verdict::Unknown => pb::ProvenanceVerdict::Unknown,
+            } as i32,
+            reasons: p.reasons,
+            commissioned_by: p.commissioned_by.unwrap_or_default(),
+            prefix_holder,
+            prefix,
+            steps: p
+                .steps
+                .into_iter()
+                .map(|s| pb::ProvenanceStep {
+                    height: s.height,
+                    index: s.index,
+                    time_ms: s.time_ms,
+                    signer: s.member,
+                    kind: match s.kind {
+                        StepKind::Commissioned => pb::ProvenanceStepKind::Commissioned,
+                        StepKind::Decommissioned => pb::ProvenanceStepKind::Decommissioned,
+                        StepKind::Observed => pb::ProvenanceStepKind::Observed,
+                    } as i32,
+                    what: s.what,
+                    place: s.place,
+                })
+                .collect(),
         }))
     }
 

@@ -78,6 +78,7 @@ async fn consortium_started(
                 admin_key: hex::encode(admins[i].public_key()),
                 address: format!("127.0.0.1:{}", free_port()),
                 validator: true,
+                gs1_company_prefixes: Vec::new(),
             })
             .collect(),
     })

@@ -10,7 +10,7 @@ use tracechain_proto::v1::{self as pb, ledger_client::LedgerClient};
 /// The SSCC that tests/fixtures/epcis/own/cold_chain.json talks about.
 mod common;
 
-use common::{BIN, cli, run, start_node};
+use common::{BIN, cli, run, start_node, start_node_with};
 
 const SSCC: &str = "urn:epc:id:sscc:4012345.0000000099";
 
@@ -629,5 +629,121 @@ async fn an_item_is_found_by_any_of_its_names() {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
+    drop(node);
+}
+
+/// One EPCIS document of one ObjectEvent with `action` and `biz_step` naming `epc`.
+fn object_event(epc: &str, action: &str, biz_step: &str, time: &str) -> String {
+    serde_json::json!({
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument", "schemaVersion": "2.0",
+        "creationDate": "2024-03-02T10:00:00Z",
+        "epcisBody": {"eventList": [{
+            "type": "ObjectEvent", "eventTime": time, "eventTimeZoneOffset": "+00:00",
+            "action": action, "bizStep": biz_step, "epcList": [epc],
+            "readPoint": {"id": "urn:epc:id:sgln:0614141.00777.0"},
+        }]},
+    })
+    .to_string()
+}
+
+/// A genuine item (commissioned once by the holder of its GS1 company prefix, then
+/// shipped), a counterfeit (a second item of the brand's prefix commissioned by another
+/// member), and an item nobody named, as `tracechain query provenance` tells them apart.
+#[tokio::test]
+async fn provenance_tells_a_genuine_item_from_a_counterfeit() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    cli(
+        dir,
+        &[
+            "genesis",
+            "--chain-id",
+            "prov",
+            "--member",
+            "brand:producer",
+            "--member",
+            "carrier:carrier",
+            "--validators",
+            "brand",
+            "--company-prefix",
+            "brand=0614141",
+            "--out-dir",
+            "net",
+        ],
+    );
+    let genesis = std::fs::read_to_string(dir.join("net/genesis.toml")).expect("genesis");
+    assert!(
+        genesis.contains("gs1_company_prefixes = [\"0614141\"]"),
+        "{genesis}"
+    );
+    let node = start_node_with(
+        dir,
+        &[
+            "--genesis",
+            "net/genesis.toml",
+            "--node-key",
+            "net/keys/brand.node.json",
+        ],
+    );
+    let url = node.url.clone();
+    let genuine = "urn:epc:id:sgtin:0614141.712345.1";
+    let fake = "urn:epc:id:sgtin:0614141.712345.2";
+    let docs = [
+        (
+            "brand",
+            object_event(genuine, "ADD", "commissioning", "2024-03-02T08:00:00Z"),
+        ),
+        (
+            "carrier",
+            object_event(genuine, "OBSERVE", "shipping", "2024-03-02T09:00:00Z"),
+        ),
+        (
+            "carrier",
+            object_event(fake, "ADD", "commissioning", "2024-03-02T09:30:00Z"),
+        ),
+    ];
+    for (i, (member, doc)) in docs.iter().enumerate() {
+        let file = format!("doc{i}.json");
+        std::fs::write(dir.join(&file), doc).expect("write");
+        let key = format!("net/keys/{member}.admin.json");
+        cli(
+            dir,
+            &["epcis", "import", &file, "--key", &key, "--node", &url],
+        );
+    }
+    let provenance = |id: &str| -> serde_json::Value {
+        let out = cli(dir, &["--json", "query", "--node", &url, "provenance", id]);
+        serde_json::from_str(&out).expect("json")
+    };
+    // By its Digital Link: the same item.
+    let p = provenance("https://brand.example/01/70614141123451/21/1");
+    assert_eq!(p["verdict"], "genuine", "{p}");
+    assert_eq!(p["commissioned_by"], "brand");
+    assert_eq!(p["prefix_holder"], "brand");
+    let kinds: Vec<&str> = p["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(kinds, ["commissioned", "observed"], "{p}");
+    let f = provenance(fake);
+    assert_eq!(f["verdict"], "suspect", "{f}");
+    assert!(
+        f["reasons"][0].as_str().is_some_and(|r| r
+            .contains("commissioned by carrier, but its GS1 company prefix 0614141 is brand's")),
+        "{f}"
+    );
+    let u = provenance("urn:epc:id:sgtin:0614141.712345.3");
+    assert_eq!(u["verdict"], "unknown", "{u}");
+    assert!(
+        u["reasons"][0]
+            .as_str()
+            .is_some_and(|r| r.contains("not known to the consortium"))
+    );
+    // The text form says it in words.
+    let text = cli(dir, &["query", "--node", &url, "provenance", fake]);
+    assert!(text.contains("SUSPECT"), "{text}");
     drop(node);
 }

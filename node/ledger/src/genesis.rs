@@ -73,6 +73,16 @@ pub enum GenesisError {
         /// The number found.
         rule: i32,
     },
+    /// A GS1 company prefix that is malformed or overlaps another (one item, two owners).
+    #[error("invalid genesis: member {member}: GS1 company prefix {prefix:?} {problem}")]
+    CompanyPrefix {
+        /// The member.
+        member: String,
+        /// The prefix.
+        prefix: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// The EPCIS event identity rule (in the protobuf form) is not a known rule.
     #[error("invalid genesis: EPCIS event identity {rule} is not a known rule")]
     UnknownEventIdentity {
@@ -188,6 +198,11 @@ pub struct MemberEntry {
     /// node still signs its own transactions and submits them through any node.
     #[serde(default = "default_true")]
     pub validator: bool,
+    /// The GS1 company prefixes the member holds: the things whose GS1 keys carry one
+    /// are its to commission (a provenance verdict checks it). Digits, 4 to 12; no prefix
+    /// of one member starts another's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gs1_company_prefixes: Vec<String>,
 }
 
 fn default_true() -> bool {
@@ -297,6 +312,7 @@ impl GenesisFile {
                 admin_key: hex::encode(admin_key),
                 address: String::new(),
                 validator: true,
+                gs1_company_prefixes: Vec::new(),
             }],
         }
     }
@@ -319,6 +335,8 @@ pub struct Member {
     pub address: String,
     /// Position among the validators, if the member is one.
     pub replica: Option<ReplicaId>,
+    /// GS1 company prefixes the member holds.
+    pub gs1_company_prefixes: Vec<String>,
 }
 
 /// A checked genesis.
@@ -395,6 +413,34 @@ impl Genesis {
                 validators += 1;
                 ReplicaId(validators - 1)
             });
+            for (j, prefix) in m.gs1_company_prefixes.iter().enumerate() {
+                if !(4..=12).contains(&prefix.len()) || !prefix.bytes().all(|b| b.is_ascii_digit())
+                {
+                    return Err(GenesisError::CompanyPrefix {
+                        member: m.id.clone(),
+                        prefix: prefix.clone(),
+                        problem: "is not 4 to 12 digits".into(),
+                    });
+                }
+                let earlier = members.iter().flat_map(|o: &Member| {
+                    o.gs1_company_prefixes
+                        .iter()
+                        .map(move |p| (o.id.as_str(), p))
+                });
+                let own = m.gs1_company_prefixes[..j]
+                    .iter()
+                    .map(|p| (m.id.as_str(), p));
+                if let Some((holder, _)) = earlier
+                    .chain(own)
+                    .find(|(_, p)| p.starts_with(prefix.as_str()) || prefix.starts_with(p.as_str()))
+                {
+                    return Err(GenesisError::CompanyPrefix {
+                        member: m.id.clone(),
+                        prefix: prefix.clone(),
+                        problem: format!("overlaps a prefix of {holder}"),
+                    });
+                }
+            }
             members.push(Member {
                 id: m.id.clone(),
                 name: m.name.clone(),
@@ -403,6 +449,7 @@ impl Genesis {
                 admin_key,
                 address: m.address.clone(),
                 replica,
+                gs1_company_prefixes: m.gs1_company_prefixes.clone(),
             });
         }
         if validators == 0 {
@@ -443,6 +490,24 @@ impl Genesis {
         self.by_id.get(id).map(|&i| &self.members[i])
     }
 
+    /// The member holding the GS1 company prefix that `digits` (a GS1 key's digits after
+    /// any indicator or extension digit) starts with.
+    pub fn prefix_holder(&self, digits: &str) -> Option<(&Member, &str)> {
+        self.members.iter().find_map(|m| {
+            m.gs1_company_prefixes
+                .iter()
+                .find(|p| digits.starts_with(p.as_str()))
+                .map(|p| (m, p.as_str()))
+        })
+    }
+
+    /// Whether any member holds a GS1 company prefix.
+    pub fn assigns_prefixes(&self) -> bool {
+        self.members
+            .iter()
+            .any(|m| !m.gs1_company_prefixes.is_empty())
+    }
+
     /// The validating member that is replica `r`.
     pub fn validator(&self, r: ReplicaId) -> Option<&Member> {
         self.members.iter().find(|m| m.replica == Some(r))
@@ -480,6 +545,7 @@ impl Genesis {
                     admin_key: m.admin_key.to_bytes().to_vec(),
                     address: m.address.clone(),
                     validator: m.replica.is_some(),
+                    gs1_company_prefixes: m.gs1_company_prefixes.clone(),
                 })
                 .collect(),
         }
@@ -513,6 +579,7 @@ impl Genesis {
                     admin_key: hex::encode(&m.admin_key),
                     address: m.address.clone(),
                     validator: m.validator,
+                    gs1_company_prefixes: m.gs1_company_prefixes.clone(),
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -15,7 +15,8 @@
 //! - [`certificate`]: commit certificates in protobuf, both forms, one decode point.
 //! - [`merkle`]: roots and inclusion proofs.
 //! - [`epcis`]: EPCIS 2.0 documents in and out, and the EPCIS Event Hash ID.
-//! - [`identifiers`]: the identifiers a transaction names, one index key per thing.
+//! - [`identifiers`]: the identifiers a transaction names, one index key per thing;
+//!   [`provenance`]: a thing's history and authenticity verdict from them.
 //! - [`audit`]: checking a shipment's audit bundle offline, and its report and chart.
 //! - [`units`]: exact decimal formatting and parsing of temperatures and times.
 //!
@@ -35,6 +36,7 @@ pub mod genesis;
 pub mod identifiers;
 pub mod merkle;
 pub mod mkt;
+pub mod provenance;
 mod rules;
 pub mod state;
 pub mod twin;

@@ -98,6 +98,7 @@ fn member(id: &str, role: Role, node_seed: u8, admin: &Actor, validator: bool) -
         admin_key: hex::encode(admin.key.public_key()),
         address: String::new(),
         validator,
+        gs1_company_prefixes: Vec::new(),
     }
 }
 

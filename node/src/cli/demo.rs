@@ -173,6 +173,7 @@ pub(super) async fn demo(a: DemoArgs) -> anyhow::Result<()> {
             admin_key: hex::encode(admin.public_key()),
             address: String::new(),
             validator: i == 0,
+            gs1_company_prefixes: Vec::new(),
         });
         signers.insert(
             id.to_string(),

@@ -104,6 +104,7 @@ pub(super) fn write_consortium(dir: &Path, grpc_port: u16, p2p_port: u16) -> any
             admin_key: hex::encode(admin.public_key()),
             address: format!("127.0.0.1:{}", p2p_port + i as u16),
             validator: true,
+            gs1_company_prefixes: Vec::new(),
         });
         let config = run::NodeConfigFile {
             genesis: Some("genesis.toml".into()),

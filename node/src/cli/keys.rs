@@ -101,6 +101,10 @@ pub(super) struct GenesisArgs {
     /// Genesis time, unix ms (default: now).
     #[arg(long)]
     genesis_time_ms: Option<i64>,
+    /// A GS1 company prefix a member holds, as MEMBER=PREFIX (e.g. farm=4012345): the
+    /// things whose GS1 keys carry it are that member's to commission. Repeat.
+    #[arg(long = "company-prefix")]
+    company_prefixes: Vec<String>,
 }
 
 fn parse_role(s: &str) -> anyhow::Result<Role> {
@@ -115,6 +119,20 @@ pub(super) fn genesis(a: GenesisArgs, json: bool) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&keys_dir)
         .with_context(|| format!("creating {}", keys_dir.display()))?;
+    let mut prefixes: Vec<(String, String)> = Vec::new();
+    for spec in &a.company_prefixes {
+        let Some((member, prefix)) = spec.split_once('=') else {
+            bail!("--company-prefix {spec:?} is not MEMBER=PREFIX");
+        };
+        if !a
+            .members
+            .iter()
+            .any(|m| m.split(':').next() == Some(member))
+        {
+            bail!("--company-prefix {spec:?}: {member} is not a --member");
+        }
+        prefixes.push((member.to_string(), prefix.to_string()));
+    }
     let mut entries = Vec::new();
     for (i, spec) in a.members.iter().enumerate() {
         let mut parts = spec.splitn(3, ':');
@@ -137,6 +155,11 @@ pub(super) fn genesis(a: GenesisArgs, json: bool) -> anyhow::Result<()> {
             admin_key: hex::encode(admin.public_key()),
             address,
             validator: a.validators.is_empty() || a.validators.iter().any(|v| v == id),
+            gs1_company_prefixes: prefixes
+                .iter()
+                .filter(|(m, _)| m == id)
+                .map(|(_, p)| p.clone())
+                .collect(),
         });
     }
     let genesis = Genesis::from_file(GenesisFile {

@@ -36,6 +36,9 @@ enum What {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// A thing's provenance and authenticity verdict (an EPC URI or GS1 Digital Link
+    /// URI of an item, lot or container, in any form).
+    Provenance { id: String },
     /// A transaction by id (hex).
     Tx { id: String },
     /// A recorded EPCIS event by its Event Hash ID (`ni:///sha-256;<hex>?ver=CBV2.0`).
@@ -171,6 +174,54 @@ pub(super) async fn query(a: QueryArgs, json: bool) -> anyhow::Result<()> {
                 .map_err(output::status_error)?
                 .into_inner();
             print_events(&r.events, r.total, offset, Some(&r.key), json);
+        }
+        What::Provenance { id } => {
+            let r = client
+                .get_provenance(pb::GetProvenanceRequest { identifier: id })
+                .await
+                .map_err(output::status_error)?
+                .into_inner();
+            let name = |v: &str| v.rsplit('_').next().unwrap_or(v).to_lowercase();
+            let verdict = pb::ProvenanceVerdict::try_from(r.verdict)
+                .map(|v| name(v.as_str_name()))
+                .unwrap_or_default();
+            let steps: Vec<_> = r
+                .steps
+                .iter()
+                .map(|s| {
+                    json!({
+                        "height": s.height, "index": s.index, "time_ms": s.time_ms,
+                        "signer": s.signer, "what": s.what, "place": s.place,
+                        "kind": pb::ProvenanceStepKind::try_from(s.kind)
+                            .map(|k| name(k.as_str_name()))
+                            .unwrap_or_default(),
+                    })
+                })
+                .collect();
+            if json {
+                output::print_json(&json!({
+                    "key": r.key, "verdict": verdict, "reasons": r.reasons,
+                    "commissioned_by": r.commissioned_by, "prefix_holder": r.prefix_holder,
+                    "prefix": r.prefix, "steps": steps,
+                }));
+            } else {
+                println!("{}: {}", r.key, verdict.to_uppercase());
+                for reason in &r.reasons {
+                    println!("  - {reason}");
+                }
+                for s in &r.steps {
+                    println!(
+                        "  #{}:{} {} {:<13} {} {}{}",
+                        s.height,
+                        s.index,
+                        crate::ledger::units::fmt_time_ms(s.time_ms),
+                        s.signer,
+                        s.what,
+                        if s.place.is_empty() { "" } else { "at " },
+                        s.place
+                    );
+                }
+            }
         }
         What::Tx { id } => {
             let r = client

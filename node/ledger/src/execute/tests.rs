@@ -63,6 +63,7 @@ impl World {
                     admin_key: hex::encode(admin.public_key()),
                     address: format!("127.0.0.1:{}", 7000 + i),
                     validator: i == 0,
+                    gs1_company_prefixes: Vec::new(),
                 };
                 admins.insert(id.to_string(), admin);
                 entry

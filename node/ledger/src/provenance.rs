@@ -1,0 +1,497 @@
+//! The provenance of one thing (an item, a lot, a container) from the transactions that
+//! name it, and an authenticity verdict with its reasons.
+//!
+//! The node gathers the committed transactions that name an identifier (its index,
+//! [`crate::identifiers`]); this module reads them in chain order: which commissioned
+//! the thing (an EPCIS ObjectEvent ADD, a TransformationEvent's outputs, a shipment's
+//! creation), which decommissioned or destroyed it (an ObjectEvent DELETE, the
+//! decommissioning or destroying business steps, the destroyed or disposed dispositions),
+//! and every other event that observed it. The verdict:
+//! - **genuine**: commissioned exactly once, by the member whose GS1 company prefix its
+//!   key carries (when the genesis assigns prefixes), and not decommissioned or destroyed;
+//! - **suspect**, with each reason: never commissioned, commissioned more than once,
+//!   commissioned by a member that does not hold its prefix, decommissioned or destroyed
+//!   (and anything seen of it after that);
+//! - **unknown**: no transaction names it: not known to the consortium (not an error).
+//!
+//! Containers over time, transformations up and down, conflicting whereabouts, custody
+//! gaps and the cold chain of what it was in come with the aggregation and lineage
+//! indexes (issue 19); this is the part the identifier index answers by itself.
+
+use serde_json::Value;
+use tracechain_proto::v1::{self as pb, tx_body::Action};
+
+use crate::{genesis::Genesis, identifiers};
+
+/// A committed transaction that names the thing.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Block height.
+    pub height: u64,
+    /// Position in the block.
+    pub index: u32,
+    /// Block time, unix ms.
+    pub block_time_ms: i64,
+    /// The signer (member or device id).
+    pub signer: String,
+    /// What it did.
+    pub action: Action,
+}
+
+/// What a step did to the thing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepKind {
+    /// Brought it into being on the chain.
+    Commissioned,
+    /// Took it out of use, or destroyed it.
+    Decommissioned,
+    /// Anything else that names it: observed, shipped, received, packed, ...
+    Observed,
+}
+
+/// One step of the thing's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Block height and position.
+    pub height: u64,
+    /// Position in the block.
+    pub index: u32,
+    /// When it happened: the event's time, else the block's.
+    pub time_ms: i64,
+    /// Who signed it.
+    pub member: String,
+    /// What it did to the thing.
+    pub kind: StepKind,
+    /// What it was: the action, and for EPCIS events the type, action and business step.
+    pub what: String,
+    /// Where, if it says (read point, else business location, else location).
+    pub place: String,
+}
+
+/// The verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Commissioned once, by the holder of its prefix, still in use.
+    Genuine,
+    /// Something is wrong: see the reasons.
+    Suspect,
+    /// No transaction names it.
+    Unknown,
+}
+
+/// A thing's provenance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    /// The identifier's index key.
+    pub key: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why: one line each, the problems first.
+    pub reasons: Vec<String>,
+    /// Who commissioned it (the first commissioning), if anyone did.
+    pub commissioned_by: Option<String>,
+    /// The member whose GS1 company prefix its key carries, and the prefix.
+    pub prefix_holder: Option<(String, String)>,
+    /// Its history, in chain order.
+    pub steps: Vec<Step>,
+}
+
+/// The digits of a canonical Digital Link key that start with the GS1 company prefix:
+/// after the indicator digit of a GTIN, SSCC, GRAI or ITIP; from the start otherwise.
+fn prefixed_digits(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix("https://id.gs1.org/")?;
+    let (ai, value) = rest.split_once('/')?;
+    let value = value.split('/').next().unwrap_or(value);
+    match ai {
+        "01" | "00" | "8003" | "8006" => value.get(1..),
+        "414" | "417" | "253" | "255" | "401" | "402" | "8004" | "8010" | "8017" | "8018" => {
+            Some(value)
+        }
+        _ => None,
+    }
+}
+
+/// EPCIS business steps and dispositions that end a thing's use.
+const ENDING_STEPS: &[&str] = &["decommissioning", "destroying"];
+const ENDING_DISPOSITIONS: &[&str] = &["destroyed", "disposed"];
+
+/// Whether any member of `list` in `event` is the thing.
+fn names(event: &Value, list: &str, key: &str) -> bool {
+    event[list].as_array().is_some_and(|items| {
+        items.iter().any(|i| {
+            let id = i.as_str().or_else(|| i["epcClass"].as_str());
+            id.is_some_and(|id| identifiers::key(id) == key)
+        })
+    })
+}
+
+fn step_of(key: &str, r: &Recorded) -> Step {
+    let mut step = Step {
+        height: r.height,
+        index: r.index,
+        time_ms: r.block_time_ms,
+        member: r.signer.clone(),
+        kind: StepKind::Observed,
+        what: String::new(),
+        place: String::new(),
+    };
+    match &r.action {
+        Action::CreateShipment(a) => {
+            step.what = "create shipment".into();
+            step.place = a.origin_location.clone();
+            if identifiers::key(&a.shipment_id) == key {
+                step.kind = StepKind::Commissioned;
+            }
+        }
+        Action::Ship(a) => {
+            step.what = format!("ship to {}", a.to_custodian);
+            step.place = a.location.clone();
+        }
+        Action::Receive(a) => {
+            step.what = if a.final_delivery {
+                "receive (delivered)"
+            } else {
+                "receive"
+            }
+            .into();
+            step.place = a.location.clone();
+        }
+        Action::Customs(a) => {
+            step.what = "customs".into();
+            step.place = a.location.clone();
+        }
+        Action::AttachDevice(_) => step.what = "attach device".into(),
+        Action::RegisterDevice(_) => step.what = "register device".into(),
+        Action::RotateDeviceKey(_) => step.what = "rotate device key".into(),
+        Action::RevokeDevice(_) => {
+            step.what = "revoke device".into();
+            step.kind = StepKind::Decommissioned;
+        }
+        Action::SensorReport(_) => step.what = "sensor report".into(),
+        Action::RecordEpcisEvent(e) => {
+            if e.event_time_ms > 0 {
+                step.time_ms = e.event_time_ms;
+            }
+            step.place = if e.read_point.is_empty() {
+                e.biz_location.clone()
+            } else {
+                e.read_point.clone()
+            };
+            let event_type = pb::EpcisEventType::try_from(e.event_type)
+                .map(|t| {
+                    t.as_str_name()
+                        .trim_start_matches("EPCIS_EVENT_TYPE_")
+                        .to_lowercase()
+                })
+                .unwrap_or_default();
+            step.what = format!("EPCIS {event_type} {} {}", e.action, e.biz_step)
+                .trim_end()
+                .to_string();
+            let event: Value = serde_json::from_str(&e.event_json).unwrap_or_default();
+            let object = e.event_type == pb::EpcisEventType::Object as i32;
+            let transformation = e.event_type == pb::EpcisEventType::Transformation as i32;
+            let in_object = names(&event, "epcList", key) || names(&event, "quantityList", key);
+            let is_output =
+                names(&event, "outputEPCList", key) || names(&event, "outputQuantityList", key);
+            if (object && e.action == "ADD" && in_object) || (transformation && is_output) {
+                step.kind = StepKind::Commissioned;
+            }
+            let ending = ENDING_STEPS.contains(&e.biz_step.as_str())
+                || ENDING_DISPOSITIONS.contains(&e.disposition.as_str())
+                || (object && e.action == "DELETE" && in_object);
+            if ending && !(transformation && is_output) {
+                step.kind = StepKind::Decommissioned;
+            }
+        }
+    }
+    step
+}
+
+/// The provenance of the thing `identifier` names (in any form), from the transactions
+/// that name it, in chain order.
+pub fn assess(genesis: &Genesis, identifier: &str, recorded: &[Recorded]) -> Provenance {
+    let key = identifiers::key(identifier);
+    let steps: Vec<Step> = recorded.iter().map(|r| step_of(&key, r)).collect();
+    let prefix_holder = prefixed_digits(&key)
+        .and_then(|digits| genesis.prefix_holder(digits))
+        .map(|(m, p)| (m.id.clone(), p.to_string()));
+    let mut out = Provenance {
+        key,
+        verdict: Verdict::Unknown,
+        reasons: Vec::new(),
+        commissioned_by: None,
+        prefix_holder,
+        steps,
+    };
+    if out.steps.is_empty() {
+        out.reasons
+            .push("not known to the consortium: no transaction names it".into());
+        return out;
+    }
+    let mut problems = Vec::new();
+    let mut facts = Vec::new();
+    let commissions: Vec<&Step> = out
+        .steps
+        .iter()
+        .filter(|s| s.kind == StepKind::Commissioned)
+        .collect();
+    match commissions.as_slice() {
+        [] => problems.push("never commissioned on the chain".to_string()),
+        [one] => facts.push(format!(
+            "commissioned once, by {} at height {}",
+            one.member, one.height
+        )),
+        many => problems.push(format!(
+            "commissioned {} times: {}",
+            many.len(),
+            many.iter()
+                .map(|s| format!("by {} at height {}", s.member, s.height))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+    out.commissioned_by = commissions.first().map(|s| s.member.clone());
+    if let Some(first) = commissions.first() {
+        match (&out.prefix_holder, prefixed_digits(&out.key)) {
+            (Some((holder, prefix)), _) if *holder != first.member => problems.push(format!(
+                "commissioned by {}, but its GS1 company prefix {prefix} is {holder}'s",
+                first.member
+            )),
+            (Some((holder, prefix)), _) => facts.push(format!(
+                "by the holder of its GS1 company prefix {prefix} ({holder})"
+            )),
+            (None, Some(_)) if genesis.assigns_prefixes() => problems.push(format!(
+                "commissioned by {}, but no member holds its GS1 company prefix",
+                first.member
+            )),
+            (None, Some(_)) => facts.push(
+                "the genesis assigns no GS1 company prefixes: who may commission it is not checked"
+                    .into(),
+            ),
+            (None, None) => {}
+        }
+    }
+    if let Some(end) = out
+        .steps
+        .iter()
+        .position(|s| s.kind == StepKind::Decommissioned)
+    {
+        let ended = &out.steps[end];
+        problems.push(format!(
+            "decommissioned or destroyed by {} at height {} ({})",
+            ended.member, ended.height, ended.what
+        ));
+        let after = out.steps.len() - end - 1;
+        if after > 0 {
+            problems.push(format!("{after} events name it after that"));
+        }
+    }
+    out.verdict = if problems.is_empty() {
+        Verdict::Genuine
+    } else {
+        Verdict::Suspect
+    };
+    out.reasons = problems.into_iter().chain(facts).collect();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::genesis::{EventIdentity, GenesisFile, MemberEntry, MktRule, Role};
+
+    fn genesis(prefixes: &[(&str, &[&str])]) -> Genesis {
+        let members = prefixes
+            .iter()
+            .enumerate()
+            .map(|(i, (id, p))| MemberEntry {
+                id: id.to_string(),
+                name: id.to_string(),
+                role: Role::Producer,
+                node_key: hex::encode(
+                    ed25519_dalek::SigningKey::from_bytes(&[i as u8 + 1; 32])
+                        .verifying_key()
+                        .as_bytes(),
+                ),
+                admin_key: hex::encode(
+                    ed25519_dalek::SigningKey::from_bytes(&[i as u8 + 50; 32])
+                        .verifying_key()
+                        .as_bytes(),
+                ),
+                address: String::new(),
+                validator: i == 0,
+                gs1_company_prefixes: p.iter().map(|s| s.to_string()).collect(),
+            })
+            .collect();
+        Genesis::from_file(GenesisFile {
+            chain_id: "prov".into(),
+            genesis_time_ms: 0,
+            max_clock_skew_ms: 0,
+            members,
+            mkt_rule: MktRule::CURRENT,
+            epcis_event_identity: EventIdentity::CURRENT,
+        })
+        .expect("genesis")
+    }
+
+    const ITEM: &str = "urn:epc:id:sgtin:4012345.011111.7";
+
+    fn event(height: u64, signer: &str, event_type: pb::EpcisEventType, v: Value) -> Recorded {
+        let action = v["action"].as_str().unwrap_or_default().to_string();
+        let biz_step = v["bizStep"].as_str().unwrap_or_default().to_string();
+        let disposition = v["disposition"].as_str().unwrap_or_default().to_string();
+        Recorded {
+            height,
+            index: 0,
+            block_time_ms: 1_000 * height as i64,
+            signer: signer.into(),
+            action: Action::RecordEpcisEvent(pb::RecordEpcisEvent {
+                event_type: event_type as i32,
+                action,
+                biz_step,
+                disposition,
+                event_json: v.to_string(),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn commission(height: u64, signer: &str, epc: &str) -> Recorded {
+        event(
+            height,
+            signer,
+            pb::EpcisEventType::Object,
+            json!({"action": "ADD", "bizStep": "commissioning", "epcList": [epc]}),
+        )
+    }
+
+    fn observe(height: u64, signer: &str, epc: &str) -> Recorded {
+        event(
+            height,
+            signer,
+            pb::EpcisEventType::Object,
+            json!({"action": "OBSERVE", "bizStep": "shipping", "epcList": [epc]}),
+        )
+    }
+
+    #[test]
+    fn a_genuine_item() {
+        let g = genesis(&[("farm", &["4012345"]), ("carrier", &[])]);
+        // Commissioned by its URN, observed by its Digital Link.
+        let link = "https://brand.example/01/04012345111118/21/7";
+        let p = assess(
+            &g,
+            link,
+            &[commission(2, "farm", ITEM), observe(3, "carrier", link)],
+        );
+        assert_eq!(p.verdict, Verdict::Genuine, "{:?}", p.reasons);
+        assert_eq!(p.commissioned_by.as_deref(), Some("farm"));
+        assert_eq!(p.prefix_holder, Some(("farm".into(), "4012345".into())));
+        assert_eq!(
+            p.steps.iter().map(|s| s.kind).collect::<Vec<_>>(),
+            [StepKind::Commissioned, StepKind::Observed]
+        );
+        assert!(
+            p.reasons
+                .iter()
+                .any(|r| r.contains("commissioned once, by farm"))
+        );
+    }
+
+    #[test]
+    fn a_clone_a_foreign_commissioning_and_a_destroyed_item_are_suspect() {
+        let g = genesis(&[("farm", &["4012345"]), ("carrier", &["0614141"])]);
+        let twice = assess(
+            &g,
+            ITEM,
+            &[commission(2, "farm", ITEM), commission(5, "farm", ITEM)],
+        );
+        assert_eq!(twice.verdict, Verdict::Suspect);
+        assert!(
+            twice.reasons[0].contains("commissioned 2 times"),
+            "{:?}",
+            twice.reasons
+        );
+
+        let foreign = assess(&g, ITEM, &[commission(2, "carrier", ITEM)]);
+        assert_eq!(foreign.verdict, Verdict::Suspect);
+        assert!(
+            foreign.reasons[0].contains("but its GS1 company prefix 4012345 is farm's"),
+            "{:?}",
+            foreign.reasons
+        );
+
+        let destroyed = event(
+            4,
+            "farm",
+            pb::EpcisEventType::Object,
+            json!({"action": "OBSERVE", "bizStep": "destroying", "disposition": "destroyed", "epcList": [ITEM]}),
+        );
+        let p = assess(
+            &g,
+            ITEM,
+            &[
+                commission(2, "farm", ITEM),
+                destroyed,
+                observe(6, "carrier", ITEM),
+            ],
+        );
+        assert_eq!(p.verdict, Verdict::Suspect);
+        assert!(
+            p.reasons
+                .iter()
+                .any(|r| r.contains("destroyed by farm at height 4"))
+        );
+        assert!(
+            p.reasons
+                .iter()
+                .any(|r| r.contains("1 events name it after that"))
+        );
+
+        let never = assess(&g, ITEM, &[observe(3, "carrier", ITEM)]);
+        assert_eq!(never.reasons, ["never commissioned on the chain"]);
+
+        let orphan = "urn:epc:id:sgtin:9999999.011111.1";
+        let p = assess(&g, orphan, &[commission(2, "farm", orphan)]);
+        assert!(p.reasons[0].contains("no member holds its GS1 company prefix"));
+    }
+
+    #[test]
+    fn a_transformation_commissions_its_outputs_and_an_unknown_item_is_unknown() {
+        let g = genesis(&[("farm", &[])]);
+        let lot = "urn:epc:class:lgtin:4012345.011111.MIX1";
+        let t = event(
+            3,
+            "farm",
+            pb::EpcisEventType::Transformation,
+            json!({"inputQuantityList": [{"epcClass": "urn:epc:class:lgtin:4012345.011111.A"}],
+                   "outputQuantityList": [{"epcClass": lot}]}),
+        );
+        let p = assess(&g, lot, &[t]);
+        assert_eq!(p.verdict, Verdict::Genuine, "{:?}", p.reasons);
+        assert!(
+            p.reasons
+                .iter()
+                .any(|r| r.contains("assigns no GS1 company prefixes"))
+        );
+        let unknown = assess(&g, ITEM, &[]);
+        assert_eq!(unknown.verdict, Verdict::Unknown);
+        assert!(unknown.reasons[0].contains("not known to the consortium"));
+    }
+
+    #[test]
+    fn overlapping_or_malformed_prefixes_are_refused() {
+        for bad in [
+            vec![("farm", vec!["4012345"]), ("carrier", vec!["40123"])],
+            vec![("farm", vec!["4012345", "401234567"])],
+            vec![("farm", vec!["12a4"])],
+            vec![("farm", vec!["123"])],
+        ] {
+            let refs: Vec<(&str, &[&str])> = bad.iter().map(|(m, p)| (*m, p.as_slice())).collect();
+            let result = std::panic::catch_unwind(|| genesis(&refs));
+            assert!(result.is_err(), "{bad:?}");
+        }
+    }
+}
