@@ -326,6 +326,13 @@ async fn import_file(
                     .outcomes,
             );
         }
+        if outcomes.len() != indexes.len() {
+            bail!(
+                "the node answered {} outcomes for {} transactions",
+                outcomes.len(),
+                indexes.len()
+            );
+        }
         for (index, o) in indexes.into_iter().zip(&outcomes) {
             let (result, message, history) = if !o.accepted {
                 (o.error_code.clone(), o.error.clone(), Vec::new())

@@ -17,6 +17,11 @@
 //! transaction, source and destination lists, `ilmd` and the event's own extensions come
 //! last, sorted together by their text. Booleans are written `true` / `false`, as in XML,
 //! so that the JSON and XML forms of one event agree.
+//!
+//! Consensus-critical: on a chain whose genesis has `EventIdentity::Cbv2Hash`, every node
+//! computes this hash to decide whether an event is a duplicate, so a change of its output
+//! (a fix included) changes what such a chain records. It needs a new genesis rule, and
+//! chains keep the rule they were made with.
 
 use std::{cell::Cell, collections::BTreeMap};
 
