@@ -328,6 +328,36 @@ impl pb::ledger_server::Ledger for Api {
         }))
     }
 
+    async fn verify_product(
+        &self,
+        request: Request<pb::VerifyProductRequest>,
+    ) -> Result<Response<pb::VerifyProductResponse>, Status> {
+        let r = request.into_inner();
+        for (field, value) in [("serial", &r.serial), ("lot", &r.lot), ("gtin", &r.gtin)] {
+            identifier(field, value)?;
+        }
+        let check = match self
+            .node
+            .verify_product(&r.gtin, &r.serial, &r.lot, &r.expiry, MAX_PROVENANCE_EVENTS)
+            .await
+            .map_err(internal)?
+        {
+            Err(malformed) => return Err(Status::invalid_argument(malformed)),
+            Ok(Err(total)) => {
+                return Err(Status::failed_precondition(format!(
+                    "{total} transactions name the item, more than the \
+                     {MAX_PROVENANCE_EVENTS} one answer reads"
+                )));
+            }
+            Ok(Ok(check)) => check,
+        };
+        Ok(Response::new(pb::VerifyProductResponse {
+            key: check.key,
+            verified: check.verified,
+            reasons: check.reasons,
+        }))
+    }
+
     async fn get_device(
         &self,
         request: Request<pb::GetDeviceRequest>,

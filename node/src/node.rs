@@ -819,11 +819,29 @@ impl Node {
         identifier: &str,
         max: usize,
     ) -> Result<Result<crate::ledger::provenance::Provenance, u64>, ReadError> {
+        let recorded = match self.recorded(identifier, max).await? {
+            Ok(r) => r,
+            Err(total) => return Ok(Err(total)),
+        };
+        Ok(Ok(crate::ledger::provenance::assess(
+            &self.shared.genesis,
+            identifier,
+            &recorded,
+        )))
+    }
+
+    /// The transactions that name an identifier (at most `max`; `Err(total)` beyond), as
+    /// the provenance functions read them.
+    async fn recorded(
+        &self,
+        identifier: &str,
+        max: usize,
+    ) -> Result<Result<Vec<crate::ledger::provenance::Recorded>, u64>, ReadError> {
         let (events, total) = self.identifier_events(identifier, 0, max).await?;
         if total as usize > max {
             return Ok(Err(total));
         }
-        let recorded: Vec<crate::ledger::provenance::Recorded> = events
+        Ok(Ok(events
             .into_iter()
             .filter_map(|e| {
                 let body = pb::TxBody::decode(e.tx?.body.as_slice()).ok()?;
@@ -835,12 +853,35 @@ impl Node {
                     action: body.action?,
                 })
             })
-            .collect();
-        Ok(Ok(crate::ledger::provenance::assess(
+            .collect()))
+    }
+
+    /// DSCSA-style verification of a product identifier
+    /// ([`crate::ledger::provenance::verify_product`]); the outer `Err` of the result is a
+    /// malformed request, `Ok(Err(total))` too many transactions to read.
+    pub async fn verify_product(
+        &self,
+        gtin: &str,
+        serial: &str,
+        lot: &str,
+        expiry: &str,
+        max: usize,
+    ) -> Result<Result<Result<crate::ledger::provenance::ProductCheck, u64>, String>, ReadError>
+    {
+        let id = format!("https://id.gs1.org/01/{gtin:0>14}/21/{serial}");
+        let recorded = match self.recorded(&id, max).await? {
+            Ok(r) => r,
+            Err(total) => return Ok(Ok(Err(total))),
+        };
+        Ok(crate::ledger::provenance::verify_product(
             &self.shared.genesis,
-            identifier,
+            gtin,
+            serial,
+            lot,
+            expiry,
             &recorded,
-        )))
+        )
+        .map(Ok))
     }
 
     /// A page of the transactions an index prefix lists, with their blocks' facts.

@@ -689,11 +689,18 @@ async fn provenance_tells_a_genuine_item_from_a_counterfeit() {
     let url = node.url.clone();
     let genuine = "urn:epc:id:sgtin:0614141.712345.1";
     let fake = "urn:epc:id:sgtin:0614141.712345.2";
+    let mut commissioning: serde_json::Value = serde_json::from_str(&object_event(
+        genuine,
+        "ADD",
+        "commissioning",
+        "2024-03-02T08:00:00Z",
+    ))
+    .expect("json");
+    commissioning["epcisBody"]["eventList"][0]["ilmd"] = serde_json::json!({
+        "cbvmda:lotNumber": "L7", "cbvmda:itemExpirationDate": "2027-06-30",
+    });
     let docs = [
-        (
-            "brand",
-            object_event(genuine, "ADD", "commissioning", "2024-03-02T08:00:00Z"),
-        ),
+        ("brand", commissioning.to_string()),
         (
             "carrier",
             object_event(genuine, "OBSERVE", "shipping", "2024-03-02T09:00:00Z"),
@@ -745,5 +752,57 @@ async fn provenance_tells_a_genuine_item_from_a_counterfeit() {
     // The text form says it in words.
     let text = cli(dir, &["query", "--node", &url, "provenance", fake]);
     assert!(text.contains("SUSPECT"), "{text}");
+
+    // DSCSA-style verification: GTIN, serial, lot, expiry (YYMMDD or ISO).
+    let verify = |serial: &str, lot: &str, expiry: &str| -> serde_json::Value {
+        let out = cli(
+            dir,
+            &[
+                "--json",
+                "query",
+                "--node",
+                &url,
+                "verify-product",
+                "--gtin",
+                "70614141123451",
+                "--serial",
+                serial,
+                "--lot",
+                lot,
+                "--expiry",
+                expiry,
+            ],
+        );
+        serde_json::from_str(&out).expect("json")
+    };
+    let ok = verify("1", "L7", "270630");
+    assert_eq!(ok["verified"], true, "{ok}");
+    let wrong_lot = verify("1", "L8", "2027-06-30");
+    assert_eq!(wrong_lot["verified"], false);
+    assert_eq!(
+        wrong_lot["reasons"][0],
+        "lot L8 does not match: commissioned in lot L7"
+    );
+    let counterfeit = verify("2", "L7", "270630");
+    assert_eq!(counterfeit["verified"], false, "{counterfeit}");
+    let refused = run(
+        dir,
+        &[
+            "query",
+            "--node",
+            &url,
+            "verify-product",
+            "--gtin",
+            "7061414112345x",
+            "--serial",
+            "1",
+            "--lot",
+            "L7",
+            "--expiry",
+            "270630",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not 8, 12, 13 or 14 digits"));
     drop(node);
 }

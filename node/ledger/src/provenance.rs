@@ -295,6 +295,122 @@ pub fn assess(genesis: &Genesis, identifier: &str, recorded: &[Recorded]) -> Pro
     out
 }
 
+/// A product verification's answer (DSCSA-style: is this GTIN, serial, lot and expiry a
+/// product the consortium knows as genuine?).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductCheck {
+    /// The product identifier's index key.
+    pub key: String,
+    /// Verified: genuine, and the lot and expiry are those its commissioning recorded.
+    pub verified: bool,
+    /// Why not (or what was checked), one line each.
+    pub reasons: Vec<String>,
+}
+
+/// A GTIN of 8, 12, 13 or 14 digits, as GTIN-14.
+fn gtin14(gtin: &str) -> Option<String> {
+    (matches!(gtin.len(), 8 | 12 | 13 | 14) && gtin.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| format!("{gtin:0>14}"))
+}
+
+/// An expiry as `YYYY-MM-DD`, from that form or GS1's AI 17 `YYMMDD` (years 2000-2099).
+fn expiry_date(expiry: &str) -> Option<String> {
+    let b = expiry.as_bytes();
+    match b.len() {
+        10 if b[4] == b'-' && b[7] == b'-' => Some(expiry.to_string()),
+        6 if b.iter().all(u8::is_ascii_digit) => Some(format!(
+            "20{}-{}-{}",
+            &expiry[..2],
+            &expiry[2..4],
+            &expiry[4..]
+        )),
+        _ => None,
+    }
+}
+
+/// The ILMD value of a CBV master-data attribute (`cbvmda:<name>`, or its expanded form)
+/// in an EPCIS event.
+fn ilmd(event: &Value, name: &str) -> Option<String> {
+    let ilmd = event["ilmd"].as_object()?;
+    ilmd.iter().find_map(|(k, v)| {
+        let matches = k == &format!("cbvmda:{name}")
+            || k == &format!("urn:epcglobal:cbv:mda:{name}")
+            || k == &format!("urn:epcglobal:cbv:mda#{name}");
+        matches.then(|| v.as_str().map(str::to_string)).flatten()
+    })
+}
+
+/// Verifies a product identifier (GTIN, serial, lot, expiry) against the transactions
+/// that name its item: verified when the item is genuine ([`assess`]) and its
+/// commissioning event's ILMD records this lot (`cbvmda:lotNumber`) and expiry
+/// (`cbvmda:itemExpirationDate`).
+pub fn verify_product(
+    genesis: &Genesis,
+    gtin: &str,
+    serial: &str,
+    lot: &str,
+    expiry: &str,
+    recorded: &[Recorded],
+) -> Result<ProductCheck, String> {
+    let gtin =
+        gtin14(gtin).ok_or_else(|| format!("GTIN {gtin:?} is not 8, 12, 13 or 14 digits"))?;
+    let wanted_expiry = expiry_date(expiry)
+        .ok_or_else(|| format!("expiry {expiry:?} is neither YYMMDD nor YYYY-MM-DD"))?;
+    if serial.is_empty() || lot.is_empty() {
+        return Err("a serial number and a lot are needed".into());
+    }
+    let id = format!("https://id.gs1.org/01/{gtin}/21/{serial}");
+    let p = assess(genesis, &id, recorded);
+    let mut reasons = Vec::new();
+    match p.verdict {
+        Verdict::Unknown => {
+            reasons.push("no product with this GTIN and serial number is known".into())
+        }
+        Verdict::Suspect => reasons.extend(p.reasons.iter().cloned()),
+        Verdict::Genuine => {}
+    }
+    if p.verdict != Verdict::Unknown {
+        let commissioning = recorded
+            .iter()
+            .find(|r| step_of(&p.key, r).kind == StepKind::Commissioned)
+            .and_then(|r| match &r.action {
+                Action::RecordEpcisEvent(e) => serde_json::from_str::<Value>(&e.event_json).ok(),
+                _ => None,
+            });
+        match commissioning {
+            None => reasons.push("no commissioning event records its lot and expiry".into()),
+            Some(event) => {
+                match ilmd(&event, "lotNumber") {
+                    Some(l) if l == lot => {}
+                    Some(l) => {
+                        reasons.push(format!("lot {lot} does not match: commissioned in lot {l}"))
+                    }
+                    None => reasons.push("its commissioning event records no lot".into()),
+                }
+                match ilmd(&event, "itemExpirationDate") {
+                    Some(e) if e == wanted_expiry => {}
+                    Some(e) => reasons.push(format!(
+                        "expiry {wanted_expiry} does not match: commissioned with expiry {e}"
+                    )),
+                    None => reasons.push("its commissioning event records no expiry".into()),
+                }
+            }
+        }
+    }
+    let verified = reasons.is_empty();
+    if verified {
+        reasons.push(format!(
+            "genuine, lot {lot} and expiry {wanted_expiry} as commissioned by {}",
+            p.commissioned_by.as_deref().unwrap_or_default()
+        ));
+    }
+    Ok(ProductCheck {
+        key: p.key,
+        verified,
+        reasons,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -493,5 +609,87 @@ mod tests {
             let result = std::panic::catch_unwind(|| genesis(&refs));
             assert!(result.is_err(), "{bad:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod product_tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::genesis::{EventIdentity, GenesisFile, MemberEntry, MktRule, Role};
+
+    fn genesis() -> Genesis {
+        let key = |seed: u8| {
+            hex::encode(
+                ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
+                    .verifying_key()
+                    .as_bytes(),
+            )
+        };
+        Genesis::from_file(GenesisFile {
+            chain_id: "dscsa".into(),
+            genesis_time_ms: 0,
+            max_clock_skew_ms: 0,
+            members: vec![MemberEntry {
+                id: "maker".into(),
+                name: "maker".into(),
+                role: Role::Producer,
+                node_key: key(1),
+                admin_key: key(2),
+                address: String::new(),
+                validator: true,
+                gs1_company_prefixes: vec!["0614141".into()],
+            }],
+            mkt_rule: MktRule::CURRENT,
+            epcis_event_identity: EventIdentity::CURRENT,
+        })
+        .expect("genesis")
+    }
+
+    fn commissioned(epc: &str, lot: &str, expiry: &str) -> Recorded {
+        let event = json!({
+            "type": "ObjectEvent", "action": "ADD", "bizStep": "commissioning", "epcList": [epc],
+            "ilmd": {"cbvmda:lotNumber": lot, "cbvmda:itemExpirationDate": expiry},
+        });
+        Recorded {
+            height: 2,
+            index: 0,
+            block_time_ms: 0,
+            signer: "maker".into(),
+            action: Action::RecordEpcisEvent(pb::RecordEpcisEvent {
+                event_type: pb::EpcisEventType::Object as i32,
+                action: "ADD".into(),
+                biz_step: "commissioning".into(),
+                event_json: event.to_string(),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn a_product_is_verified_by_gtin_serial_lot_and_expiry() {
+        let g = genesis();
+        let vial = "urn:epc:id:sgtin:0614141.712345.S1";
+        let history = [commissioned(vial, "L7", "2027-06-30")];
+        let ok = verify_product(&g, "70614141123451", "S1", "L7", "270630", &history).unwrap();
+        assert!(ok.verified, "{:?}", ok.reasons);
+        assert!(ok.reasons[0].contains("as commissioned by maker"));
+        let wrong_lot =
+            verify_product(&g, "70614141123451", "S1", "L8", "2027-06-30", &history).unwrap();
+        assert!(!wrong_lot.verified);
+        assert_eq!(
+            wrong_lot.reasons,
+            ["lot L8 does not match: commissioned in lot L7"]
+        );
+        let wrong_expiry =
+            verify_product(&g, "70614141123451", "S1", "L7", "280630", &history).unwrap();
+        assert!(wrong_expiry.reasons[0].contains("expiry 2028-06-30 does not match"));
+        // The node hands over the transactions that name the item: none for S2.
+        let unknown = verify_product(&g, "70614141123451", "S2", "L7", "270630", &[]).unwrap();
+        assert!(!unknown.verified);
+        assert!(unknown.reasons[0].contains("no product with this GTIN and serial"));
+        assert!(verify_product(&g, "7061414112345x", "S1", "L7", "270630", &history).is_err());
+        assert!(verify_product(&g, "70614141123451", "S1", "L7", "30 June", &history).is_err());
     }
 }

@@ -39,6 +39,20 @@ enum What {
     /// A thing's provenance and authenticity verdict (an EPC URI or GS1 Digital Link
     /// URI of an item, lot or container, in any form).
     Provenance { id: String },
+    /// DSCSA-style verification of a product identifier: is this GTIN, serial, lot and
+    /// expiry a genuine product of the consortium?
+    VerifyProduct {
+        /// 8, 12, 13 or 14 digits.
+        #[arg(long)]
+        gtin: String,
+        #[arg(long)]
+        serial: String,
+        #[arg(long)]
+        lot: String,
+        /// YYMMDD or YYYY-MM-DD.
+        #[arg(long)]
+        expiry: String,
+    },
     /// A transaction by id (hex).
     Tx { id: String },
     /// A recorded EPCIS event by its Event Hash ID (`ni:///sha-256;<hex>?ver=CBV2.0`).
@@ -220,6 +234,41 @@ pub(super) async fn query(a: QueryArgs, json: bool) -> anyhow::Result<()> {
                         if s.place.is_empty() { "" } else { "at " },
                         s.place
                     );
+                }
+            }
+        }
+        What::VerifyProduct {
+            gtin,
+            serial,
+            lot,
+            expiry,
+        } => {
+            let r = client
+                .verify_product(pb::VerifyProductRequest {
+                    gtin,
+                    serial,
+                    lot,
+                    expiry,
+                })
+                .await
+                .map_err(output::status_error)?
+                .into_inner();
+            if json {
+                output::print_json(&json!({
+                    "key": r.key, "verified": r.verified, "reasons": r.reasons,
+                }));
+            } else {
+                println!(
+                    "{}: {}",
+                    r.key,
+                    if r.verified {
+                        "VERIFIED"
+                    } else {
+                        "NOT VERIFIED"
+                    }
+                );
+                for reason in &r.reasons {
+                    println!("  - {reason}");
                 }
             }
         }
