@@ -841,19 +841,30 @@ impl Node {
         if total as usize > max {
             return Ok(Err(total));
         }
-        Ok(Ok(events
+        // A committed transaction always decodes: one that does not is a store fault,
+        // not something a verdict may quietly leave out.
+        let corrupt = |height: u64| {
+            ReadError::Chain(ChainError::Corrupt {
+                what: "indexed transaction",
+                reason: format!("a transaction at height {height} has no body, signer or action"),
+            })
+        };
+        events
             .into_iter()
-            .filter_map(|e| {
-                let body = pb::TxBody::decode(e.tx?.body.as_slice()).ok()?;
-                Some(crate::ledger::provenance::Recorded {
+            .map(|e| {
+                let body =
+                    e.tx.and_then(|tx| pb::TxBody::decode(tx.body.as_slice()).ok())
+                        .ok_or_else(|| corrupt(e.height))?;
+                Ok(crate::ledger::provenance::Recorded {
                     height: e.height,
                     index: e.index,
                     block_time_ms: e.block_time_ms,
-                    signer: body.signer?.id,
-                    action: body.action?,
+                    signer: body.signer.ok_or_else(|| corrupt(e.height))?.id,
+                    action: body.action.ok_or_else(|| corrupt(e.height))?,
                 })
             })
-            .collect()))
+            .collect::<Result<Vec<_>, ReadError>>()
+            .map(Ok)
     }
 
     /// DSCSA-style verification of a product identifier
