@@ -14,7 +14,10 @@ use std::{
 
 use futures::future::BoxFuture;
 use http_body::{Body, Frame};
-use tonic::codegen::http::{HeaderMap, HeaderValue, Request, Response};
+use tonic::{
+    Status,
+    codegen::http::{HeaderMap, HeaderValue, Request, Response},
+};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -93,92 +96,64 @@ impl Body for Trailers {
 }
 
 /// INTERNAL "failed to decode Protobuf message: ..." → INVALID_ARGUMENT, saying what did
-/// not decode; any other status is left as it is.
+/// not decode; any other status is left as it is. tonic's own `Status` reads and writes
+/// the headers (the message's percent-encoding included).
 fn blame_the_client(headers: &mut HeaderMap) {
     if headers.get("grpc-status").map(HeaderValue::as_bytes) != Some(b"13") {
         return;
     }
-    let message = headers
-        .get("grpc-message")
-        .map(|m| percent_decode(m.as_bytes()))
-        .unwrap_or_default();
-    let Some(detail) = message.strip_prefix(PROST_DECODE_ERROR) else {
+    let Some(status) = Status::from_header_map(headers) else {
         return;
     };
-    let text = format!("the message is not protobuf of the expected type{detail}");
-    headers.insert("grpc-status", HeaderValue::from_static("3"));
-    if let Ok(value) = HeaderValue::from_str(&percent_encode(&text)) {
-        headers.insert("grpc-message", value);
-    }
-}
-
-/// gRPC's percent-encoding of `grpc-message` (every byte outside printable ASCII, and
-/// `%`, as `%XX`).
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if (0x20..0x7f).contains(&b) && b != b'%' {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn percent_decode(bytes: &[u8]) -> String {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let Some(detail) = status.message().strip_prefix(PROST_DECODE_ERROR) else {
+        return;
+    };
+    // Only fails for a message that cannot be a header value, which this one can.
+    let _ = Status::invalid_argument(format!(
+        "the message is not protobuf of the expected type{detail}"
+    ))
+    .add_header(headers);
 }
 
 #[cfg(test)]
 mod tests {
+    use tonic::Code;
+
     use super::*;
 
-    fn headers(status: &str, message: &str) -> HeaderMap {
+    fn headers(code: Code, message: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert("grpc-status", HeaderValue::from_str(status).unwrap());
-        h.insert(
-            "grpc-message",
-            HeaderValue::from_str(&percent_encode(message)).unwrap(),
-        );
+        Status::new(code, message).add_header(&mut h).unwrap();
         h
+    }
+
+    fn status(h: &HeaderMap) -> Status {
+        Status::from_header_map(h).unwrap()
     }
 
     #[test]
     fn only_a_decode_failure_changes() {
-        let mut h = headers("13", "failed to decode Protobuf message: invalid varint");
+        let mut h = headers(
+            Code::Internal,
+            "failed to decode Protobuf message: invalid varint",
+        );
         blame_the_client(&mut h);
         assert_eq!(h["grpc-status"], "3");
         assert_eq!(
-            percent_decode(h["grpc-message"].as_bytes()),
+            status(&h).message(),
             "the message is not protobuf of the expected type: invalid varint"
         );
-        for (status, message) in [
-            ("13", "store failed"),
-            ("3", "failed to decode Protobuf message: x"),
-            ("0", ""),
+        for (code, message) in [
+            (Code::Internal, "store failed"),
+            (
+                Code::InvalidArgument,
+                "failed to decode Protobuf message: x",
+            ),
+            (Code::Ok, ""),
         ] {
-            let mut h = headers(status, message);
+            let mut h = headers(code, message);
             blame_the_client(&mut h);
-            assert_eq!(h, headers(status, message));
+            assert_eq!(h, headers(code, message));
         }
         let mut none = HeaderMap::new();
         blame_the_client(&mut none);
@@ -186,10 +161,15 @@ mod tests {
     }
 
     #[test]
-    fn percent_encoding_round_trips() {
-        for text in ["plain", "50% of \u{e9}t\u{e9}", "%zz", "%", "line\nbreak"] {
-            assert_eq!(percent_decode(percent_encode(text).as_bytes()), text);
-        }
-        assert_eq!(percent_decode(b"%zz"), "%zz");
+    fn a_message_outside_ascii_survives() {
+        let mut h = headers(
+            Code::Internal,
+            "failed to decode Protobuf message: 50% of \u{e9}t\u{e9}\nnext",
+        );
+        blame_the_client(&mut h);
+        assert_eq!(
+            status(&h).message(),
+            "the message is not protobuf of the expected type: 50% of \u{e9}t\u{e9}\nnext"
+        );
     }
 }
