@@ -13,7 +13,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, transport::server::TcpIncoming};
 use tracechain_proto::v1::{self as pb, ledger_server::LedgerServer};
 
-use crate::{admission::AdmissionError, node::Node, tx::TxId};
+use crate::{
+    admission::AdmissionError,
+    ledger::provenance::{self, Recorded},
+    node::{HistoryError, Node},
+    tx::TxId,
+};
 
 /// Largest request the server decodes: a SubmitTxs of many transactions.
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
@@ -35,6 +40,27 @@ fn tx_id(bytes: &[u8]) -> Result<TxId, Status> {
     <[u8; 32]>::try_from(bytes)
         .map(TxId)
         .map_err(|_| Status::invalid_argument("tx_id must be 32 bytes"))
+}
+
+/// A request's page size: 0 means the default, and no page is larger than the cap.
+fn page_limit(limit: u32) -> usize {
+    if limit == 0 {
+        MAX_EVENTS_PAGE as usize
+    } else {
+        limit.min(MAX_EVENTS_PAGE) as usize
+    }
+}
+
+/// The transactions that name `identifier`, for a provenance answer.
+async fn history(node: &Node, identifier: &str) -> Result<Vec<Recorded>, Status> {
+    node.recorded(identifier, MAX_PROVENANCE_EVENTS)
+        .await
+        .map_err(|e| match e {
+            HistoryError::Read(e) => internal(e),
+            too_long @ HistoryError::TooLong { .. } => Status::failed_precondition(format!(
+                "{identifier}: {too_long}; page through GetIdentifierEvents"
+            )),
+        })
 }
 
 fn internal(e: impl std::fmt::Display) -> Status {
@@ -223,14 +249,10 @@ impl pb::ledger_server::Ledger for Api {
     ) -> Result<Response<pb::GetShipmentEventsResponse>, Status> {
         let req = request.into_inner();
         identifier("shipment_id", &req.shipment_id)?;
-        let limit = if req.limit == 0 {
-            MAX_EVENTS_PAGE
-        } else {
-            req.limit.min(MAX_EVENTS_PAGE)
-        };
+        let limit = page_limit(req.limit);
         let (events, total) = self
             .node
-            .shipment_events(&req.shipment_id, req.offset, limit as usize)
+            .shipment_events(&req.shipment_id, req.offset, limit)
             .await
             .map_err(internal)?;
         if total == 0
@@ -258,14 +280,10 @@ impl pb::ledger_server::Ledger for Api {
     ) -> Result<Response<pb::GetIdentifierEventsResponse>, Status> {
         let req = request.into_inner();
         identifier("identifier", &req.identifier)?;
-        let limit = if req.limit == 0 {
-            MAX_EVENTS_PAGE
-        } else {
-            req.limit.min(MAX_EVENTS_PAGE)
-        };
+        let limit = page_limit(req.limit);
         let (events, total) = self
             .node
-            .identifier_events(&req.identifier, req.offset, limit as usize)
+            .identifier_events(&req.identifier, req.offset, limit)
             .await
             .map_err(internal)?;
         Ok(Response::new(pb::GetIdentifierEventsResponse {
@@ -279,23 +297,11 @@ impl pb::ledger_server::Ledger for Api {
         &self,
         request: Request<pb::GetProvenanceRequest>,
     ) -> Result<Response<pb::GetProvenanceResponse>, Status> {
-        use crate::ledger::provenance::{StepKind, Verdict};
+        use provenance::{StepKind, Verdict};
         let id = request.into_inner().identifier;
         identifier("identifier", &id)?;
-        let p = match self
-            .node
-            .provenance(&id, MAX_PROVENANCE_EVENTS)
-            .await
-            .map_err(internal)?
-        {
-            Ok(p) => p,
-            Err(total) => {
-                return Err(Status::failed_precondition(format!(
-                    "{total} transactions name {id}, more than the {MAX_PROVENANCE_EVENTS} one \
-                     answer reads; page through GetIdentifierEvents"
-                )));
-            }
-        };
+        let recorded = history(&self.node, &id).await?;
+        let p = provenance::assess(self.node.genesis(), &id, &recorded);
         let (prefix_holder, prefix) = p.prefix_holder.clone().unwrap_or_default();
         Ok(Response::new(pb::GetProvenanceResponse {
             key: p.key,
@@ -336,21 +342,18 @@ impl pb::ledger_server::Ledger for Api {
         for (field, value) in [("serial", &r.serial), ("lot", &r.lot), ("gtin", &r.gtin)] {
             identifier(field, value)?;
         }
-        let check = match self
-            .node
-            .verify_product(&r.gtin, &r.serial, &r.lot, &r.expiry, MAX_PROVENANCE_EVENTS)
-            .await
-            .map_err(internal)?
-        {
-            Err(malformed) => return Err(Status::invalid_argument(malformed)),
-            Ok(Err(total)) => {
-                return Err(Status::failed_precondition(format!(
-                    "{total} transactions name the item, more than the \
-                     {MAX_PROVENANCE_EVENTS} one answer reads"
-                )));
-            }
-            Ok(Ok(check)) => check,
-        };
+        let id =
+            provenance::product_identifier(&r.gtin, &r.serial).map_err(Status::invalid_argument)?;
+        let recorded = history(&self.node, &id).await?;
+        let check = provenance::verify_product(
+            self.node.genesis(),
+            &r.gtin,
+            &r.serial,
+            &r.lot,
+            &r.expiry,
+            &recorded,
+        )
+        .map_err(Status::invalid_argument)?;
         Ok(Response::new(pb::VerifyProductResponse {
             key: check.key,
             verified: check.verified,

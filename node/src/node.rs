@@ -137,6 +137,22 @@ pub struct TxLookup {
     pub block_time_ms: i64,
 }
 
+/// Why the history of an identifier was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// The store failed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// More transactions name it than one answer reads.
+    #[error("{total} transactions name it, more than the {max} one answer reads")]
+    TooLong {
+        /// How many name it.
+        total: u64,
+        /// How many one answer reads.
+        max: usize,
+    },
+}
+
 pub(crate) struct Shared {
     pub(crate) config: NodeConfig,
     pub(crate) genesis: Genesis,
@@ -812,34 +828,16 @@ impl Node {
             .await
     }
 
-    /// A thing's provenance: the transactions that name it (at most `max`; more is an
-    /// error), read in chain order, and its verdict.
-    pub async fn provenance(
+    /// The transactions that name an identifier, in chain order, as the provenance
+    /// functions read them: at most `max`, more is [`HistoryError::TooLong`].
+    pub async fn recorded(
         &self,
         identifier: &str,
         max: usize,
-    ) -> Result<Result<crate::ledger::provenance::Provenance, u64>, ReadError> {
-        let recorded = match self.recorded(identifier, max).await? {
-            Ok(r) => r,
-            Err(total) => return Ok(Err(total)),
-        };
-        Ok(Ok(crate::ledger::provenance::assess(
-            &self.shared.genesis,
-            identifier,
-            &recorded,
-        )))
-    }
-
-    /// The transactions that name an identifier (at most `max`; `Err(total)` beyond), as
-    /// the provenance functions read them.
-    async fn recorded(
-        &self,
-        identifier: &str,
-        max: usize,
-    ) -> Result<Result<Vec<crate::ledger::provenance::Recorded>, u64>, ReadError> {
+    ) -> Result<Vec<crate::ledger::provenance::Recorded>, HistoryError> {
         let (events, total) = self.identifier_events(identifier, 0, max).await?;
         if total as usize > max {
-            return Ok(Err(total));
+            return Err(HistoryError::TooLong { total, max });
         }
         // A committed transaction always decodes: one that does not is a store fault,
         // not something a verdict may quietly leave out.
@@ -849,7 +847,7 @@ impl Node {
                 reason: format!("a transaction at height {height} has no body, signer or action"),
             })
         };
-        events
+        let recorded = events
             .into_iter()
             .map(|e| {
                 let body =
@@ -863,36 +861,8 @@ impl Node {
                     action: body.action.ok_or_else(|| corrupt(e.height))?,
                 })
             })
-            .collect::<Result<Vec<_>, ReadError>>()
-            .map(Ok)
-    }
-
-    /// DSCSA-style verification of a product identifier
-    /// ([`crate::ledger::provenance::verify_product`]); the outer `Err` of the result is a
-    /// malformed request, `Ok(Err(total))` too many transactions to read.
-    pub async fn verify_product(
-        &self,
-        gtin: &str,
-        serial: &str,
-        lot: &str,
-        expiry: &str,
-        max: usize,
-    ) -> Result<Result<Result<crate::ledger::provenance::ProductCheck, u64>, String>, ReadError>
-    {
-        let id = format!("https://id.gs1.org/01/{gtin:0>14}/21/{serial}");
-        let recorded = match self.recorded(&id, max).await? {
-            Ok(r) => r,
-            Err(total) => return Ok(Ok(Err(total))),
-        };
-        Ok(crate::ledger::provenance::verify_product(
-            &self.shared.genesis,
-            gtin,
-            serial,
-            lot,
-            expiry,
-            &recorded,
-        )
-        .map(Ok))
+            .collect::<Result<Vec<_>, ReadError>>()?;
+        Ok(recorded)
     }
 
     /// A page of the transactions an index prefix lists, with their blocks' facts.

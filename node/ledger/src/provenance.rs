@@ -307,10 +307,16 @@ pub struct ProductCheck {
     pub reasons: Vec<String>,
 }
 
-/// A GTIN of 8, 12, 13 or 14 digits, as GTIN-14.
-fn gtin14(gtin: &str) -> Option<String> {
-    (matches!(gtin.len(), 8 | 12 | 13 | 14) && gtin.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| format!("{gtin:0>14}"))
+/// The Digital Link of a product's item: its GTIN (8, 12, 13 or 14 digits, padded to 14)
+/// and serial number; the error says what is malformed.
+pub fn product_identifier(gtin: &str, serial: &str) -> Result<String, String> {
+    if !(matches!(gtin.len(), 8 | 12 | 13 | 14) && gtin.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(format!("GTIN {gtin:?} is not 8, 12, 13 or 14 digits"));
+    }
+    if serial.is_empty() {
+        return Err("a serial number is needed".into());
+    }
+    Ok(format!("https://id.gs1.org/01/{gtin:0>14}/21/{serial}"))
 }
 
 /// An expiry as `YYYY-MM-DD`, from that form or GS1's AI 17 `YYMMDD` (years 2000-2099).
@@ -352,14 +358,12 @@ pub fn verify_product(
     expiry: &str,
     recorded: &[Recorded],
 ) -> Result<ProductCheck, String> {
-    let gtin =
-        gtin14(gtin).ok_or_else(|| format!("GTIN {gtin:?} is not 8, 12, 13 or 14 digits"))?;
+    let id = product_identifier(gtin, serial)?;
     let wanted_expiry = expiry_date(expiry)
         .ok_or_else(|| format!("expiry {expiry:?} is neither YYMMDD nor YYYY-MM-DD"))?;
-    if serial.is_empty() || lot.is_empty() {
-        return Err("a serial number and a lot are needed".into());
+    if lot.is_empty() {
+        return Err("a lot is needed".into());
     }
-    let id = format!("https://id.gs1.org/01/{gtin}/21/{serial}");
     let p = assess(genesis, &id, recorded);
     let mut reasons = Vec::new();
     match p.verdict {
@@ -370,10 +374,12 @@ pub fn verify_product(
         Verdict::Genuine => {}
     }
     if p.verdict != Verdict::Unknown {
-        let commissioning = recorded
+        // Steps and transactions are one to one: the first commissioning step's.
+        let commissioning = p
+            .steps
             .iter()
-            .find(|r| step_of(&p.key, r).kind == StepKind::Commissioned)
-            .and_then(|r| match &r.action {
+            .position(|s| s.kind == StepKind::Commissioned)
+            .and_then(|i| match &recorded[i].action {
                 Action::RecordEpcisEvent(e) => serde_json::from_str::<Value>(&e.event_json).ok(),
                 _ => None,
             });
