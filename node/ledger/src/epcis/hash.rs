@@ -480,6 +480,11 @@ impl Render<'_> {
                     Kind::Term(terms, prefix) => Some((*terms, *prefix)),
                     _ => None,
                 };
+                if members(v).any(|m| m.is_object() || m.is_array()) {
+                    // Not the shape the standard gives this field: written generically,
+                    // so that nothing in it escapes the hash.
+                    return self.generic(name, v).concat();
+                }
                 let mut items: Vec<String> = members(v)
                     .filter_map(|m| {
                         let text = match (self.scalar(m)?, terms) {
@@ -493,11 +498,6 @@ impl Render<'_> {
                             .then(|| self.made(format!("{name}={value}")))
                     })
                     .collect();
-                if members(v).any(|m| m.is_object() || m.is_array()) {
-                    // Not the shape the standard gives this field: written generically,
-                    // so that nothing in it escapes the hash.
-                    return self.generic(name, v).concat();
-                }
                 items.sort();
                 items.concat()
             }
