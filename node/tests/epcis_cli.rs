@@ -219,6 +219,49 @@ async fn import_records_events_under_the_shipment_and_rejects_bad_documents_whol
     assert!(report.contains("5 transactions proven"), "{report}");
 }
 
+/// farm's admin key file, in a consortium `tracechain genesis` wrote to `dir/net`.
+const FARM_KEY: &str = "net/keys/farm.admin.json";
+
+/// A one-member consortium (farm, the validator) in `dir/net`, its running node, and
+/// farm's shipment `SSCC` of lettuce.
+fn farm_with_shipment(dir: &Path, chain_id: &str) -> common::NodeProcess {
+    cli(
+        dir,
+        &[
+            "genesis",
+            "--chain-id",
+            chain_id,
+            "--member",
+            "farm:producer",
+            "--validators",
+            "farm",
+            "--out-dir",
+            "net",
+        ],
+    );
+    let node = start_node(dir);
+    cli(
+        dir,
+        &[
+            "submit",
+            "--node",
+            &node.url,
+            "--key",
+            FARM_KEY,
+            "create-shipment",
+            "--id",
+            SSCC,
+            "--product",
+            "urn:epc:class:lgtin:4012345.011111.L1,Lettuce,40,KGM",
+            "--min",
+            "2",
+            "--max",
+            "8",
+        ],
+    );
+    node
+}
+
 /// A document of `n` (at most 3600) distinct ObjectEvents about the shipment `SSCC`.
 fn many_events(n: usize) -> String {
     let events: Vec<serde_json::Value> = (0..n)
@@ -262,42 +305,9 @@ async fn a_retried_import_records_each_event_once() {
     const N: usize = 2000;
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    cli(
-        dir,
-        &[
-            "genesis",
-            "--chain-id",
-            "epcis-retry",
-            "--member",
-            "farm:producer",
-            "--validators",
-            "farm",
-            "--out-dir",
-            "net",
-        ],
-    );
-    let node = start_node(dir);
+    let node = farm_with_shipment(dir, "epcis-retry");
     let url = node.url.clone();
-    let farm = "net/keys/farm.admin.json";
-    cli(
-        dir,
-        &[
-            "submit",
-            "--node",
-            &url,
-            "--key",
-            farm,
-            "create-shipment",
-            "--id",
-            SSCC,
-            "--product",
-            "urn:epc:class:lgtin:4012345.011111.L1,Lettuce,40,KGM",
-            "--min",
-            "2",
-            "--max",
-            "8",
-        ],
-    );
+    let farm = FARM_KEY;
     std::fs::write(dir.join("doc.json"), many_events(N)).expect("write");
     let events = tracechain_node::epcis::parse::parse_document(&many_events(N)).expect("valid");
     let hashes: Vec<String> = events
@@ -522,42 +532,9 @@ fn one_event(epcs: &[&str], time: &str, read_point: &str) -> String {
 async fn an_item_is_found_by_any_of_its_names() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    cli(
-        dir,
-        &[
-            "genesis",
-            "--chain-id",
-            "ids",
-            "--member",
-            "farm:producer",
-            "--validators",
-            "farm",
-            "--out-dir",
-            "net",
-        ],
-    );
-    let node = start_node(dir);
+    let node = farm_with_shipment(dir, "ids");
     let url = node.url.clone();
-    let farm = "net/keys/farm.admin.json";
-    cli(
-        dir,
-        &[
-            "submit",
-            "--node",
-            &url,
-            "--key",
-            farm,
-            "create-shipment",
-            "--id",
-            SSCC,
-            "--product",
-            "urn:epc:class:lgtin:4012345.011111.L1,Lettuce,40,KGM",
-            "--min",
-            "2",
-            "--max",
-            "8",
-        ],
-    );
+    let farm = FARM_KEY;
     let urn = "urn:epc:id:sgtin:0614141.712345.2017";
     let link = "https://brand.example/gtin/70614141123451/21/2017?linkType=all";
     std::fs::write(
