@@ -55,12 +55,16 @@ fn page_limit(limit: u32) -> usize {
 async fn history(node: &Node, identifier: &str) -> Result<Vec<Recorded>, Status> {
     node.recorded(identifier, MAX_PROVENANCE_EVENTS)
         .await
-        .map_err(|e| match e {
-            HistoryError::Read(e) => internal(e),
-            too_long @ HistoryError::TooLong { .. } => Status::failed_precondition(format!(
-                "{identifier}: {too_long}; page through GetIdentifierEvents"
-            )),
-        })
+        .map_err(|e| history_status(identifier, e))
+}
+
+fn history_status(identifier: &str, e: HistoryError) -> Status {
+    match e {
+        HistoryError::Read(e) => internal(e),
+        too_long @ HistoryError::TooLong { .. } => Status::failed_precondition(format!(
+            "{identifier}: {too_long}; page through GetIdentifierEvents"
+        )),
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> Status {
@@ -303,6 +307,18 @@ impl pb::ledger_server::Ledger for Api {
         let recorded = history(&self.node, &id).await?;
         let p = provenance::assess(self.node.genesis(), &id, &recorded);
         let (prefix_holder, prefix) = p.prefix_holder.clone().unwrap_or_default();
+        let stays = crate::containers::stays(&self.node, &id, MAX_PROVENANCE_EVENTS)
+            .await
+            .map_err(|e| history_status(&id, e))?;
+        let contents = self
+            .node
+            .contents(&id)
+            .await
+            .map_err(internal)?
+            .map(|c| c.children)
+            .unwrap_or_default();
+        let mut reasons = p.reasons;
+        reasons.extend(crate::containers::reasons(&stays));
         Ok(Response::new(pb::GetProvenanceResponse {
             key: p.key,
             verdict: match p.verdict {
@@ -310,10 +326,13 @@ impl pb::ledger_server::Ledger for Api {
                 Verdict::Suspect => pb::ProvenanceVerdict::Suspect,
                 Verdict::Unknown => pb::ProvenanceVerdict::Unknown,
             } as i32,
-            reasons: p.reasons,
+            reasons,
             commissioned_by: p.commissioned_by.unwrap_or_default(),
             prefix_holder,
             prefix,
+            stays: stays.stays,
+            stays_dropped: stays.dropped,
+            contents,
             steps: p
                 .steps
                 .into_iter()
@@ -331,6 +350,33 @@ impl pb::ledger_server::Ledger for Api {
                     place: s.place,
                 })
                 .collect(),
+        }))
+    }
+
+    async fn get_contents(
+        &self,
+        request: Request<pb::GetContentsRequest>,
+    ) -> Result<Response<pb::GetContentsResponse>, Status> {
+        let req = request.into_inner();
+        identifier("identifier", &req.identifier)?;
+        let key = crate::ledger::identifiers::key(&req.identifier);
+        let now = self
+            .node
+            .contents(&req.identifier)
+            .await
+            .map_err(internal)?
+            .unwrap_or_default();
+        let children = match req.at_ms {
+            None => now.children,
+            Some(at_ms) => {
+                let recorded = history(&self.node, &req.identifier).await?;
+                crate::ledger::containment::contents_at(&req.identifier, &recorded, at_ms)
+            }
+        };
+        Ok(Response::new(pb::GetContentsResponse {
+            key,
+            children,
+            shipment_id: now.shipment_id,
         }))
     }
 

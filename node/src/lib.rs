@@ -9,6 +9,7 @@ pub mod audit;
 pub mod chain;
 pub mod cli;
 pub mod consortium;
+pub mod containers;
 mod decode_fault;
 pub mod loadgen;
 mod locks;

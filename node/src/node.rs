@@ -799,6 +799,21 @@ impl Node {
         self.record(state::device_key(id)).await
     }
 
+    /// Where a thing is packed, now and before (on chains that follow containment).
+    pub async fn containment(
+        &self,
+        identifier: &str,
+    ) -> Result<Option<pb::Containment>, ReadError> {
+        let key = crate::ledger::identifiers::key(identifier);
+        self.record(state::containment_key(&key)).await
+    }
+
+    /// What a container holds now (on chains that follow containment).
+    pub async fn contents(&self, identifier: &str) -> Result<Option<pb::Contents>, ReadError> {
+        let key = crate::ledger::identifiers::key(identifier);
+        self.record(state::contents_key(&key)).await
+    }
+
     /// A page of a shipment's committed events, oldest first, and the total count.
     pub async fn shipment_events(
         &self,

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tracechain_node::{
     consortium,
     crypto::{Scheme, SecretKey},
-    genesis::{EventIdentity, Genesis, GenesisFile, MemberEntry, MktRule, Role},
+    genesis::{ContainmentRule, EventIdentity, Genesis, GenesisFile, MemberEntry, MktRule, Role},
     node::{Node, NodeConfig},
     tx,
 };
@@ -69,6 +69,7 @@ async fn consortium_started(
         max_clock_skew_ms: 300_000,
         mkt_rule: MktRule::CURRENT,
         epcis_event_identity: EventIdentity::CURRENT,
+        containment: ContainmentRule::CURRENT,
         members: (0..n)
             .map(|i| MemberEntry {
                 id: ids[i].clone(),

@@ -783,3 +783,179 @@ async fn provenance_tells_a_genuine_item_from_a_counterfeit() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("not 8, 12, 13 or 14 digits"));
     drop(node);
 }
+
+/// One EPCIS document of one AggregationEvent: `action` of `children` in `parent`.
+fn aggregation_event(action: &str, parent: &str, children: &[&str], time: &str) -> String {
+    serde_json::json!({
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument", "schemaVersion": "2.0",
+        "creationDate": "2024-03-02T10:00:00Z",
+        "epcisBody": {"eventList": [{
+            "type": "AggregationEvent", "eventTime": time, "eventTimeZoneOffset": "+00:00",
+            "action": action, "bizStep": "packing", "parentID": parent, "childEPCs": children,
+        }]},
+    })
+    .to_string()
+}
+
+/// Containment as an operator sees it: cases packed (by EPCIS) on a pallet that ships as
+/// a shipment's product inherit the shipment's custody; the pallet's contents are known
+/// now and at an earlier time; a case packed into a second pallet while on the first is
+/// refused with the reason, and a member without custody cannot unpack the pallet.
+#[tokio::test]
+async fn a_case_inherits_the_custody_of_the_shipment_its_pallet_is_in() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    cli(
+        dir,
+        &[
+            "genesis",
+            "--chain-id",
+            "packing",
+            "--member",
+            "farm:producer",
+            "--member",
+            "carrier:carrier",
+            "--validators",
+            "farm",
+            "--out-dir",
+            "net",
+        ],
+    );
+    let node = start_node(dir);
+    let url = node.url.clone();
+    let carrier_key = "net/keys/carrier.admin.json";
+    let pallet = "urn:epc:id:sscc:4012345.0000000077";
+    let (case_a, case_b) = (
+        "urn:epc:id:sgtin:4012345.011111.A",
+        "urn:epc:id:sgtin:4012345.011111.B",
+    );
+    let import = |key: &str, doc: String| {
+        std::fs::write(dir.join("doc.json"), doc).expect("write");
+        run(
+            dir,
+            &["epcis", "import", "doc.json", "--key", key, "--node", &url],
+        )
+    };
+    let packed = import(
+        FARM_KEY,
+        aggregation_event("ADD", pallet, &[case_a, case_b], "2024-03-02T08:00:00Z"),
+    );
+    assert!(
+        packed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&packed.stderr)
+    );
+    let submit = |key: &str, args: &[&str]| {
+        let mut all = vec!["submit", "--node", url.as_str(), "--key", key];
+        all.extend_from_slice(args);
+        cli(dir, &all);
+    };
+    submit(
+        FARM_KEY,
+        &[
+            "create-shipment",
+            "--id",
+            SSCC,
+            "--product",
+            &format!("{pallet},Pallet,1,EA"),
+            "--min",
+            "2",
+            "--max",
+            "8",
+        ],
+    );
+    // The carrier has no custody of the pallet's shipment: it may not unpack it.
+    let out = import(
+        carrier_key,
+        aggregation_event("DELETE", pallet, &[case_a], "2024-03-02T09:00:00Z"),
+    );
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("NOT_CUSTODIAN") && text.contains("in the custody of farm, not carrier"),
+        "{text}"
+    );
+    submit(FARM_KEY, &["ship", "--shipment", SSCC, "--to", "carrier"]);
+    submit(carrier_key, &["receive", "--shipment", SSCC]);
+    // A case on the pallet cannot be packed onto a second pallet.
+    let out = import(
+        carrier_key,
+        aggregation_event(
+            "ADD",
+            "urn:epc:id:sscc:4012345.0000000088",
+            &[case_a],
+            "2024-03-02T09:30:00Z",
+        ),
+    );
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("CONTAINMENT_CONFLICT")
+            && text.contains("is already inside https://id.gs1.org/00/040123450000000771"),
+        "{text}"
+    );
+
+    let provenance = |id: &str| -> serde_json::Value {
+        let out = cli(dir, &["--json", "query", "--node", &url, "provenance", id]);
+        serde_json::from_str(&out).expect("json")
+    };
+    let p = provenance(case_a);
+    let stays = p["stays"].as_array().expect("stays");
+    assert_eq!(stays.len(), 2, "{p}");
+    assert_eq!(
+        stays[0]["container"],
+        "https://id.gs1.org/00/040123450000000771"
+    );
+    assert_eq!(
+        (stays[0]["depth"].as_u64(), stays[0]["to_height"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(stays[1]["depth"], 2);
+    assert_eq!(stays[1]["shipment_id"], SSCC);
+    assert_eq!(
+        stays[1]["custody"],
+        serde_json::json!(["farm", "in transit farm -> carrier", "carrier"]),
+        "{p}"
+    );
+    assert!(
+        p["reasons"].as_array().expect("reasons").iter().any(|r| r
+            .as_str()
+            .is_some_and(|r| r.starts_with(&format!(
+                "in shipment {SSCC} (custody farm, in transit farm -> carrier, carrier): cold chain"
+            )))),
+        "{p}"
+    );
+    // The pallet: what it holds now, and before its cases were packed.
+    let contents = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "--json",
+            "query",
+            "--node",
+            url.as_str(),
+            "contents",
+            pallet,
+        ];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&cli(dir, &args)).expect("json")
+    };
+    let now = contents(&[]);
+    assert_eq!(now["children"].as_array().map(Vec::len), Some(2), "{now}");
+    assert_eq!(
+        contents(&["--at", "2024-03-02T07:59:59Z"])["children"],
+        serde_json::json!([])
+    );
+    assert_eq!(provenance(pallet)["contents"], now["children"]);
+    let text = cli(dir, &["query", "--node", &url, "provenance", case_a]);
+    assert!(
+        text.contains("  in https://id.gs1.org/00/040123450000000771 from "),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "(shipment {SSCC}, custody farm, in transit farm -> carrier, carrier)"
+        )),
+        "{text}"
+    );
+    drop(node);
+}

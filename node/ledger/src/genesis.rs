@@ -89,6 +89,12 @@ pub enum GenesisError {
         /// The number found.
         rule: i32,
     },
+    /// The containment rule (in the protobuf form) is not a known rule.
+    #[error("invalid genesis: containment rule {rule} is not a known rule")]
+    UnknownContainmentRule {
+        /// The number found.
+        rule: i32,
+    },
     /// A member's role number (in the protobuf form) is not a known role.
     #[error("invalid genesis: member {member}: role {role} is not a known role")]
     UnknownRoleNumber {
@@ -229,6 +235,37 @@ pub struct GenesisFile {
     /// choice existed, which keep recording every event as sent.
     #[serde(default)]
     pub epcis_event_identity: EventIdentity,
+    /// Whether the ledger follows what is packed in what. Absent in files written before
+    /// the choice existed, which keep recording aggregation events without following them.
+    #[serde(default)]
+    pub containment: ContainmentRule,
+}
+
+/// Whether the ledger follows containment (EPCIS AggregationEvent ADD / DELETE, a
+/// shipment's instance-level products). Part of the genesis because it changes the
+/// state: a chain replays with the rule it was made with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainmentRule {
+    /// Aggregation events are recorded, not followed. The rule of chains made before
+    /// the choice existed.
+    #[default]
+    None,
+    /// Followed: a thing is inside one container at a time, a DELETE takes out only
+    /// what is inside, nothing is packed inside itself (`crate::containment`). New chains.
+    Tracked,
+}
+
+impl ContainmentRule {
+    /// The rule new chains get.
+    pub const CURRENT: ContainmentRule = ContainmentRule::Tracked;
+
+    fn to_proto(self) -> pb::ContainmentRule {
+        match self {
+            ContainmentRule::None => pb::ContainmentRule::None,
+            ContainmentRule::Tracked => pb::ContainmentRule::Tracked,
+        }
+    }
 }
 
 /// How the ledger identifies an imported EPCIS event. Part of the genesis because it
@@ -304,6 +341,7 @@ impl GenesisFile {
             max_clock_skew_ms: 300_000,
             mkt_rule: MktRule::CURRENT,
             epcis_event_identity: EventIdentity::CURRENT,
+            containment: ContainmentRule::CURRENT,
             members: vec![MemberEntry {
                 id: "farm".into(),
                 name: "farm".into(),
@@ -480,6 +518,11 @@ impl Genesis {
         self.file.epcis_event_identity
     }
 
+    /// Whether this chain follows containment.
+    pub fn containment(&self) -> ContainmentRule {
+        self.file.containment
+    }
+
     /// blake3 of the encoded `pb::Genesis`: the parent hash of block 1.
     pub fn hash(&self) -> [u8; 32] {
         self.hash
@@ -534,6 +577,7 @@ impl Genesis {
             max_clock_skew_ms: self.file.max_clock_skew_ms,
             mkt_rule: self.file.mkt_rule.to_proto() as i32,
             epcis_event_identity: self.file.epcis_event_identity.to_proto() as i32,
+            containment: self.file.containment.to_proto() as i32,
             members: self
                 .members
                 .iter()
@@ -597,6 +641,15 @@ impl Genesis {
                 });
             }
         };
+        let containment = match pb::ContainmentRule::try_from(g.containment) {
+            Ok(pb::ContainmentRule::None) => ContainmentRule::None,
+            Ok(pb::ContainmentRule::Tracked) => ContainmentRule::Tracked,
+            Err(_) => {
+                return Err(GenesisError::UnknownContainmentRule {
+                    rule: g.containment,
+                });
+            }
+        };
         Self::from_file(GenesisFile {
             chain_id: g.chain_id.clone(),
             genesis_time_ms: g.genesis_time_ms,
@@ -604,6 +657,7 @@ impl Genesis {
             members,
             mkt_rule,
             epcis_event_identity,
+            containment,
         })
     }
 
@@ -667,10 +721,15 @@ mod tests {
         let mut file = two_members();
         file.mkt_rule = MktRule::FirstReadingUnweighted;
         file.epcis_event_identity = EventIdentity::None;
+        file.containment = ContainmentRule::None;
         let toml = toml::to_string(&file).expect("toml");
         let legacy: String = toml
             .lines()
-            .filter(|l| !l.starts_with("mkt_rule") && !l.starts_with("epcis_event_identity"))
+            .filter(|l| {
+                !l.starts_with("mkt_rule")
+                    && !l.starts_with("epcis_event_identity")
+                    && !l.starts_with("containment")
+            })
             .map(|l| format!("{l}\n"))
             .collect();
         assert!(!legacy.contains("mkt_rule"));
@@ -681,10 +740,13 @@ mod tests {
         let proto = old.to_proto();
         assert_eq!(proto.mkt_rule, 0);
         assert_eq!(proto.epcis_event_identity, 0);
+        assert_eq!(proto.containment, 0);
+        assert_eq!(old.containment(), ContainmentRule::None);
         assert_eq!(old.hash(), *blake3::hash(&proto.encode_to_vec()).as_bytes());
         let new = Genesis::from_file(two_members()).expect("valid");
         assert_eq!(new.mkt_rule(), MktRule::FirstReadingToNext);
         assert_eq!(new.epcis_event_identity(), EventIdentity::Cbv2Hash);
+        assert_eq!(new.containment(), ContainmentRule::Tracked);
         assert_ne!(new.hash(), old.hash());
         assert!(
             new.to_toml()

@@ -29,6 +29,7 @@
 pub mod audit;
 pub mod block;
 pub mod certificate;
+pub mod containment;
 pub mod crypto;
 pub mod epcis;
 mod execute;

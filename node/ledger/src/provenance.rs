@@ -14,9 +14,8 @@
 //!   (and anything seen of it after that);
 //! - **unknown**: no transaction names it: not known to the consortium (not an error).
 //!
-//! Containers over time, transformations up and down, conflicting whereabouts, custody
-//! gaps and the cold chain of what it was in come with the aggregation and lineage
-//! indexes (issue 19); this is the part the identifier index answers by itself.
+//! What a thing inherited from a shipment it was packed in (custody, excursions) is
+//! [`inherited`]; its containers over time come from state ([`crate::containment`]).
 
 use serde_json::Value;
 use tracechain_proto::v1::{self as pb, tx_body::Action};
@@ -295,6 +294,70 @@ pub fn assess(genesis: &Genesis, identifier: &str, recorded: &[Recorded]) -> Pro
     out
 }
 
+/// What a thing inherited from a shipment it was in, during its stay there.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Inherited {
+    /// The shipment's custody during the stay, in order: a member, or
+    /// "in transit A -> B".
+    pub custody: Vec<String>,
+    /// The shipment's excursions that overlap the stay.
+    pub excursions: Vec<pb::Excursion>,
+}
+
+/// What a thing inside `twin` from `from_ms` to `to_ms` (`None`: still inside) inherited
+/// from it: the custody of the shipment in that window (from its history, `history`, the
+/// transactions that name it, in chain order) and its excursions then. Times are block
+/// times for the shipment's own events.
+pub fn inherited(
+    twin: &pb::ShipmentTwin,
+    history: &[Recorded],
+    from_ms: i64,
+    to_ms: Option<i64>,
+) -> Inherited {
+    let shipment = identifiers::key(&twin.shipment_id);
+    // (start, custody) segments, each until the next one starts.
+    let mut segments: Vec<(i64, String)> = Vec::new();
+    let mut custodian = String::new();
+    for r in history {
+        let ours = |id: &str| identifiers::key(id) == shipment;
+        match &r.action {
+            Action::CreateShipment(a) if ours(&a.shipment_id) => {
+                custodian = r.signer.clone();
+                segments.push((r.block_time_ms, custodian.clone()));
+            }
+            Action::Ship(a) if ours(&a.shipment_id) => segments.push((
+                r.block_time_ms,
+                format!("in transit {custodian} -> {}", a.to_custodian),
+            )),
+            Action::Receive(a) if ours(&a.shipment_id) => {
+                custodian = r.signer.clone();
+                segments.push((r.block_time_ms, custodian.clone()));
+            }
+            _ => {}
+        }
+    }
+    let before_end = |t: i64| to_ms.is_none_or(|end| t < end);
+    let custody = segments
+        .iter()
+        .enumerate()
+        .filter(|(i, (start, _))| {
+            let end = segments.get(i + 1).map_or(i64::MAX, |(next, _)| *next);
+            before_end(*start) && end > from_ms
+        })
+        .map(|(_, (_, who))| who.clone())
+        .collect();
+    let excursions = twin
+        .excursions
+        .iter()
+        .filter(|e| before_end(e.start_ms) && (e.open || e.end_ms > from_ms))
+        .cloned()
+        .collect();
+    Inherited {
+        custody,
+        excursions,
+    }
+}
+
 /// A product verification's answer (DSCSA-style: is this GTIN, serial, lot and expiry a
 /// product the consortium knows as genuine?).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -422,7 +485,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::genesis::{EventIdentity, GenesisFile, MemberEntry, MktRule, Role};
+    use crate::genesis::{ContainmentRule, EventIdentity, GenesisFile, MemberEntry, MktRule, Role};
 
     fn genesis(prefixes: &[(&str, &[&str])]) -> Genesis {
         let members = prefixes
@@ -454,6 +517,7 @@ mod tests {
             members,
             mkt_rule: MktRule::CURRENT,
             epcis_event_identity: EventIdentity::CURRENT,
+            containment: ContainmentRule::CURRENT,
         })
         .expect("genesis")
     }
@@ -623,7 +687,7 @@ mod product_tests {
     use serde_json::json;
 
     use super::*;
-    use crate::genesis::{EventIdentity, GenesisFile, MemberEntry, MktRule, Role};
+    use crate::genesis::{ContainmentRule, EventIdentity, GenesisFile, MemberEntry, MktRule, Role};
 
     fn genesis() -> Genesis {
         let key = |seed: u8| {
@@ -649,6 +713,7 @@ mod product_tests {
             }],
             mkt_rule: MktRule::CURRENT,
             epcis_event_identity: EventIdentity::CURRENT,
+            containment: ContainmentRule::CURRENT,
         })
         .expect("genesis")
     }

@@ -6,9 +6,9 @@
 use tracechain_proto::v1::{self as pb, ResultCode as Code, tx_body::Action};
 
 use crate::{
-    BlockContext, Rejection,
+    BlockContext, Rejection, containment,
     epcis::hash,
-    genesis::{EventIdentity, Genesis, Role},
+    genesis::{ContainmentRule, EventIdentity, Genesis, Role},
     state::{self, StateError, TxState},
     twin,
     tx::{CheckedTx, SignerKind},
@@ -118,7 +118,7 @@ fn member_tx(
         Action::CreateShipment(a) => create_shipment(genesis, st, ctx, signer, a)?,
         Action::AttachDevice(a) => attach_device(st, signer, a)?,
         Action::Ship(a) => ship(genesis, st, signer, a)?,
-        Action::Receive(a) => receive(st, signer, a)?,
+        Action::Receive(a) => receive(genesis, st, ctx, signer, a)?,
         Action::Customs(a) => customs(genesis, st, signer, a)?,
         Action::SensorReport(_) => reject(
             Code::WrongSignerKind,
@@ -363,6 +363,9 @@ fn create_shipment(
     twin::recompute_verdict(&mut t);
     let history = shipment_event(&t);
     st.write(state::shipment_key(&a.shipment_id), t);
+    if genesis.containment() == ContainmentRule::Tracked {
+        rule!(containment::fill_shipment(st, ctx, signer, a)?);
+    }
     Ok(Ok(history))
 }
 
@@ -441,7 +444,9 @@ fn ship(
 }
 
 fn receive(
+    genesis: &Genesis,
     st: &mut TxState<'_>,
+    ctx: BlockContext,
     signer: &str,
     a: &pb::ReceiveShipment,
 ) -> Result<Outcome, StateError> {
@@ -472,7 +477,16 @@ fn receive(
     } else {
         pb::ShipmentStatus::Received
     } as i32;
-    Ok(Ok(record_event(st, s, &a.location)))
+    let history = record_event(st, s, &a.location);
+    if a.final_delivery && genesis.containment() == ContainmentRule::Tracked {
+        rule!(containment::empty_shipment(
+            st,
+            ctx,
+            signer,
+            &a.shipment_id
+        )?);
+    }
+    Ok(Ok(history))
 }
 
 fn customs(
@@ -606,6 +620,11 @@ fn record_epcis_event(
                 recorded_by: signer.to_string(),
             },
         );
+    }
+    if genesis.containment() == ContainmentRule::Tracked
+        && let Some(change) = rule!(containment::of_event(a, ctx.time_ms))
+    {
+        rule!(containment::apply(st, ctx, signer, &change)?);
     }
     let mut history = Vec::new();
     let mut seen = std::collections::BTreeSet::new();

@@ -106,6 +106,17 @@ pub fn epcis_event_key(event_hash: &str) -> Vec<u8> {
     [b"x/".as_slice(), event_hash.as_bytes()].concat()
 }
 
+/// Key of a thing's containment record (`a/<identifier key>`): where it is packed, now
+/// and before.
+pub fn containment_key(key: &str) -> Vec<u8> {
+    [b"a/".as_slice(), key.as_bytes()].concat()
+}
+
+/// Key of a container's contents (`k/<identifier key>`).
+pub fn contents_key(key: &str) -> Vec<u8> {
+    [b"k/".as_slice(), key.as_bytes()].concat()
+}
+
 /// Appends `id` to a key so that it ends unambiguously: escaped (0x00 → 0x01 0x01,
 /// 0x01 → 0x01 0x02), then a 0x00 terminator. So no id's prefix is a prefix of another
 /// id's keys, whatever bytes either holds: a scan of `e/<id>\0` returns that id's

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     crypto::{Scheme, SecretKey},
-    genesis::{EventIdentity, Genesis, GenesisFile, MemberEntry, MktRule, Role},
+    genesis::{ContainmentRule, EventIdentity, Genesis, GenesisFile, MemberEntry, MktRule, Role},
     node::{Node, NodeConfig},
     tx,
 };
@@ -176,6 +176,7 @@ async fn run_as(final_delivery: bool, keys: u8) -> Run {
         max_clock_skew_ms: 300_000,
         mkt_rule: MktRule::CURRENT,
         epcis_event_identity: EventIdentity::CURRENT,
+        containment: ContainmentRule::CURRENT,
         members: vec![
             member("farm", Role::Producer, 21 + keys, &farm, true),
             member("carrier", Role::Carrier, 22 + keys, &carrier, false),
@@ -583,6 +584,7 @@ async fn a_block_committed_in_a_later_view_than_its_header_verifies() {
         max_clock_skew_ms: 300_000,
         mkt_rule: MktRule::CURRENT,
         epcis_event_identity: EventIdentity::CURRENT,
+        containment: ContainmentRule::CURRENT,
         members: vec![member("farm", Role::Producer, 21, &farm, true)],
     })
     .expect("genesis");

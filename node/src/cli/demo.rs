@@ -16,7 +16,7 @@ use tracechain_proto::v1::{self as pb, ledger_client::LedgerClient, tx_body::Act
 use super::{output, run};
 use crate::{
     crypto::{Scheme, SecretKey},
-    genesis::{EventIdentity, Genesis, GenesisFile, MemberEntry, MktRule, Role},
+    genesis::{ContainmentRule, EventIdentity, Genesis, GenesisFile, MemberEntry, MktRule, Role},
     node::{Node, NodeConfig},
     tx,
 };
@@ -202,6 +202,7 @@ pub(super) async fn demo(a: DemoArgs) -> anyhow::Result<()> {
         max_clock_skew_ms: 5 * MINUTE as u64,
         mkt_rule: MktRule::CURRENT,
         epcis_event_identity: EventIdentity::CURRENT,
+        containment: ContainmentRule::CURRENT,
         members,
     })?;
     let SecretKey::Ed25519(node_signing) = node_key else {

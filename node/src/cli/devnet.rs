@@ -19,7 +19,7 @@ use tracechain_proto::v1 as pb;
 use super::{demo, output, run};
 use crate::{
     crypto::{KeyFile, KeyKind, Scheme, SecretKey},
-    genesis::{EventIdentity, Genesis, GenesisFile, MemberEntry, MktRule, Role},
+    genesis::{ContainmentRule, EventIdentity, Genesis, GenesisFile, MemberEntry, MktRule, Role},
 };
 
 #[derive(Debug, clap::Args)]
@@ -127,6 +127,7 @@ pub(super) fn write_consortium(dir: &Path, grpc_port: u16, p2p_port: u16) -> any
         max_clock_skew_ms: 300_000,
         mkt_rule: MktRule::CURRENT,
         epcis_event_identity: EventIdentity::CURRENT,
+        containment: ContainmentRule::CURRENT,
         members: entries,
     })?;
     std::fs::write(dir.join("genesis.toml"), genesis.to_toml())?;

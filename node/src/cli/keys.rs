@@ -8,7 +8,7 @@ use serde_json::json;
 use super::ensure_parent;
 use crate::{
     crypto::{KeyFile, KeyKind, Scheme, SecretKey},
-    genesis::{EventIdentity, Genesis, GenesisFile, MemberEntry, MktRule, Role},
+    genesis::{ContainmentRule, EventIdentity, Genesis, GenesisFile, MemberEntry, MktRule, Role},
 };
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -168,6 +168,7 @@ pub(super) fn genesis(a: GenesisArgs, json: bool) -> anyhow::Result<()> {
         max_clock_skew_ms: 5 * 60 * 1000,
         mkt_rule: MktRule::CURRENT,
         epcis_event_identity: EventIdentity::CURRENT,
+        containment: ContainmentRule::CURRENT,
         members: entries,
     })?;
     std::fs::write(&genesis_path, genesis.to_toml())?;

@@ -39,6 +39,13 @@ enum What {
     /// A thing's provenance and authenticity verdict (an EPC URI or GS1 Digital Link
     /// URI of an item, lot or container, in any form).
     Provenance { id: String },
+    /// What a container (a pallet, a case, a shipment) holds, now or at a time.
+    Contents {
+        id: String,
+        /// A time (RFC 3339, e.g. 2026-03-02T09:00:00Z): what it held then.
+        #[arg(long)]
+        at: Option<String>,
+    },
     /// DSCSA-style verification of a product identifier: is this GTIN, serial, lot and
     /// expiry a genuine product of the consortium?
     VerifyProduct {
@@ -212,16 +219,60 @@ pub(super) async fn query(a: QueryArgs, json: bool) -> anyhow::Result<()> {
                     })
                 })
                 .collect();
+            let stays: Vec<_> = r
+                .stays
+                .iter()
+                .map(|s| {
+                    json!({
+                        "container": s.container, "depth": s.depth,
+                        "from_height": s.from_height, "from_ms": s.from_ms,
+                        "packed_by": s.packed_by, "to_height": s.to_height, "to_ms": s.to_ms,
+                        "unpacked_by": s.unpacked_by, "shipment_id": s.shipment_id,
+                        "custody": s.custody, "excursions": s.excursions.len(),
+                    })
+                })
+                .collect();
             if json {
                 output::print_json(&json!({
                     "key": r.key, "verdict": verdict, "reasons": r.reasons,
                     "commissioned_by": r.commissioned_by, "prefix_holder": r.prefix_holder,
-                    "prefix": r.prefix, "steps": steps,
+                    "prefix": r.prefix, "steps": steps, "stays": stays,
+                    "stays_dropped": r.stays_dropped, "contents": r.contents,
                 }));
             } else {
                 println!("{}: {}", r.key, verdict.to_uppercase());
                 for reason in &r.reasons {
                     println!("  - {reason}");
+                }
+                for s in &r.stays {
+                    let until = if s.to_height == 0 {
+                        "now".to_string()
+                    } else {
+                        crate::ledger::units::fmt_time_ms(s.to_ms)
+                    };
+                    println!(
+                        "  {:indent$}in {} from {} to {}{}",
+                        "",
+                        s.container,
+                        crate::ledger::units::fmt_time_ms(s.from_ms),
+                        until,
+                        if s.shipment_id.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                " (shipment {}, custody {})",
+                                s.shipment_id,
+                                s.custody.join(", ")
+                            )
+                        },
+                        indent = 2 * (s.depth as usize - 1),
+                    );
+                }
+                if !r.contents.is_empty() {
+                    println!("  holds {} thing(s) now:", r.contents.len());
+                    for c in &r.contents {
+                        println!("    {c}");
+                    }
                 }
                 for s in &r.steps {
                     println!(
@@ -234,6 +285,30 @@ pub(super) async fn query(a: QueryArgs, json: bool) -> anyhow::Result<()> {
                         if s.place.is_empty() { "" } else { "at " },
                         s.place
                     );
+                }
+            }
+        }
+        What::Contents { id, at } => {
+            let at_ms = at
+                .map(|t| crate::ledger::epcis::vocab::parse_time(&t))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--at: {e}"))?;
+            let r = client
+                .get_contents(pb::GetContentsRequest {
+                    identifier: id,
+                    at_ms,
+                })
+                .await
+                .map_err(output::status_error)?
+                .into_inner();
+            if json {
+                output::print_json(&json!({
+                    "key": r.key, "children": r.children, "shipment_id": r.shipment_id,
+                }));
+            } else {
+                println!("{}: {} thing(s)", r.key, r.children.len());
+                for c in &r.children {
+                    println!("  {c}");
                 }
             }
         }

@@ -7,7 +7,7 @@ use tracechain_proto::v1::{self as pb, ResultCode as Code, tx_body::Action};
 use super::*;
 use crate::{
     crypto::{Scheme, SecretKey},
-    genesis::{EventIdentity, GenesisFile, MemberEntry, MktRule, Role},
+    genesis::{ContainmentRule, EventIdentity, GenesisFile, MemberEntry, MktRule, Role},
     state::MemoryState,
     tx::{self, CheckedTx},
 };
@@ -42,6 +42,15 @@ impl World {
 
     /// A world whose genesis has these rules.
     pub fn with_rules(mkt_rule: MktRule, epcis_event_identity: EventIdentity) -> Self {
+        Self::with_all_rules(mkt_rule, epcis_event_identity, ContainmentRule::CURRENT)
+    }
+
+    /// A world whose genesis has these rules, containment included.
+    pub fn with_all_rules(
+        mkt_rule: MktRule,
+        epcis_event_identity: EventIdentity,
+        containment: ContainmentRule,
+    ) -> Self {
         let roles = [
             ("farm", Role::Producer),
             ("carrier", Role::Carrier),
@@ -75,6 +84,7 @@ impl World {
             max_clock_skew_ms: 5 * MIN as u64,
             mkt_rule,
             epcis_event_identity,
+            containment,
             members,
         })
         .expect("valid genesis");
@@ -889,4 +899,282 @@ fn an_epcis_event_is_recorded_once_under_its_event_hash_id() {
         legacy.ok(tx);
     }
     assert_eq!(legacy.twin(S).event_count, 3);
+}
+
+// ---- containment ------------------------------------------------------------------
+
+impl World {
+    /// A state record, if present.
+    fn record<M: prost::Message + Default>(&self, key: &[u8]) -> Option<M> {
+        self.store
+            .record(key)
+            .map(|bytes| M::decode(bytes).expect("decodes"))
+    }
+
+    fn containment(&self, id: &str) -> pb::Containment {
+        self.record(&state::containment_key(&crate::identifiers::key(id)))
+            .unwrap_or_default()
+    }
+
+    fn contents(&self, id: &str) -> Vec<String> {
+        self.record::<pb::Contents>(&state::contents_key(&crate::identifiers::key(id)))
+            .map(|c| c.children)
+            .unwrap_or_default()
+    }
+}
+
+/// An AggregationEvent at minute `minute` after T0.
+fn aggregation(action: &str, parent: &str, children: &[&str], minute: i64) -> Action {
+    let mut event = serde_json::json!({
+        "type": "AggregationEvent",
+        "eventTime": format!("2024-03-02T{:02}:{:02}:00Z", minute / 60, minute % 60),
+        "eventTimeZoneOffset": "+00:00", "action": action, "bizStep": "packing",
+        "parentID": parent,
+    });
+    if !children.is_empty() {
+        event["childEPCs"] = serde_json::json!(children);
+    }
+    Action::RecordEpcisEvent(pb::RecordEpcisEvent {
+        event_type: pb::EpcisEventType::Aggregation as i32,
+        event_time_ms: T0 + minute * MIN,
+        action: action.into(),
+        biz_step: "packing".into(),
+        epcs: std::iter::once(parent)
+            .chain(children.iter().copied())
+            .map(String::from)
+            .collect(),
+        event_json: event.to_string(),
+        ..Default::default()
+    })
+}
+
+const PALLET: &str = "urn:epc:id:sscc:4012345.0000000077";
+const CASE_A: &str = "urn:epc:id:sgtin:4012345.011111.A";
+const CASE_B: &str = "urn:epc:id:sgtin:4012345.011111.B";
+
+/// Runs one transaction that must fail with `code` and a message containing `says`,
+/// and checks that it changed nothing.
+fn refused(w: &mut World, member: &str, action: Action, code: Code, says: &str) {
+    let before = w.state_snapshot();
+    let tx = w.member_tx(member, action);
+    let (got, message) = w.run_one(tx);
+    assert_eq!(got, code, "{message}");
+    assert!(message.contains(says), "{message:?} does not say {says:?}");
+    assert_eq!(
+        w.state_snapshot(),
+        before,
+        "a refused packing changed state"
+    );
+}
+
+/// AggregationEvents pack and unpack things, under one key per thing (the URN and the
+/// Digital Link of a case are one), and every contradiction is refused with its reason
+/// and changes nothing: a thing in two containers, a DELETE of what is not inside or
+/// before it went in, a thing packed inside itself directly or through its containers.
+#[test]
+fn aggregation_events_pack_and_unpack_and_contradictions_are_refused() {
+    let mut w = World::new();
+    let tx = w.member_tx("farm", aggregation("ADD", PALLET, &[CASE_A, CASE_B], 10));
+    w.ok(tx);
+    let pallet = crate::identifiers::key(PALLET);
+    assert_eq!(w.containment(CASE_A).parent, pallet);
+    assert_eq!(
+        w.contents(PALLET),
+        [
+            crate::identifiers::key(CASE_A),
+            crate::identifiers::key(CASE_B)
+        ]
+    );
+    let period = &w.containment(CASE_A).periods[0];
+    assert_eq!(
+        (period.from_ms, period.added_by.as_str(), period.to_height),
+        (T0 + 10 * MIN, "farm", 0)
+    );
+
+    let other = "urn:epc:id:sscc:4012345.0000000088";
+    // The Digital Link of case A is case A.
+    let a_link = "https://id.gs1.org/01/04012345111118/21/A";
+    refused(
+        &mut w,
+        "carrier",
+        aggregation("ADD", other, &[a_link], 11),
+        Code::ContainmentConflict,
+        "is already inside https://id.gs1.org/00/",
+    );
+    refused(
+        &mut w,
+        "farm",
+        aggregation("DELETE", other, &[CASE_A], 12),
+        Code::ContainmentConflict,
+        "is not inside",
+    );
+    refused(
+        &mut w,
+        "farm",
+        aggregation("ADD", PALLET, &[PALLET], 12),
+        Code::ContainmentConflict,
+        "cannot be packed inside itself",
+    );
+    // The pallet into its own case: a cycle.
+    refused(
+        &mut w,
+        "farm",
+        aggregation("ADD", CASE_A, &[PALLET], 12),
+        Code::ContainmentConflict,
+        "would put it inside itself",
+    );
+    refused(
+        &mut w,
+        "farm",
+        aggregation("DELETE", PALLET, &[CASE_A], 9),
+        Code::ContainmentConflict,
+        "before it was packed",
+    );
+    refused(
+        &mut w,
+        "farm",
+        Action::RecordEpcisEvent(pb::RecordEpcisEvent {
+            event_json: r#"{"type":"AggregationEvent","eventTime":"2024-03-02T00:00:00Z","eventTimeZoneOffset":"+00:00","action":"DELETE"}"#.into(),
+            event_type: pb::EpcisEventType::Aggregation as i32,
+            event_time_ms: T0,
+            action: "DELETE".into(),
+            ..Default::default()
+        }),
+        Code::InvalidArgument,
+        "needs a parentID",
+    );
+
+    // Out by its Digital Link, then into the other pallet.
+    let tx = w.member_tx("farm", aggregation("DELETE", PALLET, &[a_link], 20));
+    w.ok(tx);
+    assert_eq!(w.containment(CASE_A).parent, "");
+    let closed = &w.containment(CASE_A).periods[0];
+    assert_eq!(
+        (closed.to_ms, closed.removed_by.as_str()),
+        (T0 + 20 * MIN, "farm")
+    );
+    let tx = w.member_tx("carrier", aggregation("ADD", other, &[CASE_A], 21));
+    w.ok(tx);
+    assert_eq!(w.containment(CASE_A).periods.len(), 2);
+    // A DELETE that names no child empties the container.
+    let tx = w.member_tx("farm", aggregation("DELETE", PALLET, &[], 22));
+    w.ok(tx);
+    assert!(w.contents(PALLET).is_empty());
+    assert_eq!(w.containment(CASE_B).parent, "");
+    // Nesting: the other pallet into PALLET, then PALLET into case A (inside the other
+    // pallet) is a cycle two levels up.
+    let tx = w.member_tx("farm", aggregation("ADD", PALLET, &[other], 23));
+    w.ok(tx);
+    refused(
+        &mut w,
+        "farm",
+        aggregation("ADD", CASE_A, &[PALLET], 24),
+        Code::ContainmentConflict,
+        "would put it inside itself",
+    );
+    // OBSERVE changes nothing, whatever it says.
+    let before = w.containment(CASE_B);
+    let tx = w.member_tx("farm", aggregation("OBSERVE", other, &[CASE_B], 25));
+    w.ok(tx);
+    assert_eq!(w.containment(CASE_B), before);
+}
+
+/// A shipment holds its instance-level products (not its lots) from creation to final
+/// delivery; what is inside it is repacked only by its custodian, and not in transit.
+#[test]
+fn a_shipment_holds_its_products_and_only_its_custodian_repacks_them() {
+    let mut w = World::new();
+    let mut create = create(S, &[]);
+    if let Action::CreateShipment(c) = &mut create {
+        c.products.push(pb::Product {
+            epc: PALLET.into(),
+            description: "pallet".into(),
+            quantity: 1,
+            uom: "EA".into(),
+        });
+    }
+    let tx = w.member_tx("farm", aggregation("ADD", PALLET, &[CASE_A], 1));
+    w.ok(tx);
+    let tx = w.member_tx("farm", create.clone());
+    w.ok(tx);
+    assert_eq!(w.contents(S), [crate::identifiers::key(PALLET)]);
+    assert_eq!(w.containment(PALLET).parent, crate::identifiers::key(S));
+    // The lot of `create` is not inside: a class is not one thing.
+    assert!(
+        w.containment("urn:epc:class:lgtin:4012345.012345.998877")
+            .parent
+            .is_empty()
+    );
+    refused(
+        &mut w,
+        "carrier",
+        aggregation("DELETE", PALLET, &[CASE_A], 2),
+        Code::NotCustodian,
+        "is in shipment urn:epc:id:sscc:4012345.0000000001: shipment urn:epc:id:sscc:4012345.0000000001 is in the custody of farm, not carrier",
+    );
+    let tx = w.member_tx("farm", ship(S, "carrier", ""));
+    w.ok(tx);
+    refused(
+        &mut w,
+        "farm",
+        aggregation("ADD", PALLET, &[CASE_B], 3),
+        Code::InTransit,
+        "is in transit",
+    );
+    let tx = w.member_tx("carrier", receive(S, false));
+    w.ok(tx);
+    let tx = w.member_tx("carrier", aggregation("ADD", PALLET, &[CASE_B], 4));
+    w.ok(tx);
+    // A second shipment cannot take the pallet while the first holds it.
+    let mut second = create.clone();
+    if let Action::CreateShipment(c) = &mut second {
+        c.shipment_id = "urn:epc:id:sscc:4012345.0000000002".into();
+    }
+    refused(
+        &mut w,
+        "carrier",
+        second.clone(),
+        Code::ContainmentConflict,
+        "is already inside",
+    );
+    // Final delivery empties the shipment; the pallet keeps its cases.
+    let tx = w.member_tx("carrier", ship(S, "retailer", ""));
+    w.ok(tx);
+    let tx = w.member_tx("retailer", receive(S, true));
+    w.ok(tx);
+    assert!(w.contents(S).is_empty());
+    let stay = w.containment(PALLET);
+    assert_eq!(stay.parent, "");
+    assert_eq!(stay.periods[0].removed_by, "retailer");
+    assert_eq!(w.contents(PALLET).len(), 2);
+    refused(
+        &mut w,
+        "retailer",
+        aggregation("ADD", S, &[CASE_A], 5),
+        Code::ShipmentClosed,
+        "was delivered",
+    );
+    let tx = w.member_tx("retailer", second);
+    w.ok(tx);
+}
+
+/// A chain made before the containment rule records aggregation events without
+/// following them, as it always did: contradictions are not refused.
+#[test]
+fn a_chain_without_the_containment_rule_does_not_follow_packing() {
+    let mut w = World::with_all_rules(
+        MktRule::CURRENT,
+        EventIdentity::CURRENT,
+        ContainmentRule::None,
+    );
+    let tx = w.member_tx("farm", aggregation("ADD", PALLET, &[CASE_A], 1));
+    w.ok(tx);
+    let tx = w.member_tx("farm", aggregation("DELETE", CASE_B, &[CASE_A], 2));
+    w.ok(tx);
+    assert!(w.contents(PALLET).is_empty());
+    assert!(
+        w.state_snapshot()
+            .keys()
+            .all(|k| !k.starts_with(b"a/") && !k.starts_with(b"k/"))
+    );
 }
