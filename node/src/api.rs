@@ -380,6 +380,21 @@ impl pb::ledger_server::Ledger for Api {
         }))
     }
 
+    async fn get_lineage(
+        &self,
+        request: Request<pb::GetLineageRequest>,
+    ) -> Result<Response<pb::GetLineageResponse>, Status> {
+        let req = request.into_inner();
+        identifier("identifier", &req.identifier)?;
+        crate::lineage::lineage(&self.node, &req.identifier, req.max_depth)
+            .await
+            .map(Response::new)
+            .map_err(|e| match e {
+                crate::lineage::LineageError::History(e) => history_status(&req.identifier, e),
+                too_large => Status::failed_precondition(too_large.to_string()),
+            })
+    }
+
     async fn verify_product(
         &self,
         request: Request<pb::VerifyProductRequest>,

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod consortium;
 pub mod containers;
 mod decode_fault;
+pub mod lineage;
 pub mod loadgen;
 mod locks;
 pub mod mempool;

@@ -814,6 +814,47 @@ impl Node {
         self.record(state::contents_key(&key)).await
     }
 
+    /// The transformations an index prefix lists ([`state::made_by_prefix`],
+    /// [`state::used_by_prefix`]), in chain order, at most `max` (more is
+    /// [`HistoryError::TooLong`]): position, event time, member, inputs and outputs.
+    pub async fn transformations(
+        &self,
+        prefix: Vec<u8>,
+        max: usize,
+    ) -> Result<Vec<pb::LineageLink>, HistoryError> {
+        let (events, total) = self.index_events(prefix, "lineage", 0, max).await?;
+        if total as usize > max {
+            return Err(HistoryError::TooLong { total, max });
+        }
+        let corrupt = |height: u64| {
+            ReadError::Chain(ChainError::Corrupt {
+                what: "indexed transformation",
+                reason: format!("the transaction at height {height} is not a transformation"),
+            })
+        };
+        let mut links = Vec::with_capacity(events.len());
+        for e in events {
+            let body =
+                e.tx.and_then(|tx| pb::TxBody::decode(tx.body.as_slice()).ok())
+                    .ok_or_else(|| corrupt(e.height))?;
+            let member = body.signer.map(|s| s.id).unwrap_or_default();
+            let Some(pb::tx_body::Action::RecordEpcisEvent(event)) = body.action else {
+                return Err(corrupt(e.height).into());
+            };
+            let t = crate::ledger::lineage::of_event(&event).ok_or_else(|| corrupt(e.height))?;
+            links.push(pb::LineageLink {
+                depth: 0,
+                height: e.height,
+                index: e.index,
+                time_ms: event.event_time_ms,
+                member,
+                inputs: t.inputs,
+                outputs: t.outputs,
+            });
+        }
+        Ok(links)
+    }
+
     /// A page of a shipment's committed events, oldest first, and the total count.
     pub async fn shipment_events(
         &self,

@@ -10,7 +10,10 @@ use tokio::sync::watch;
 use tracechain_node::{
     consortium,
     crypto::{Scheme, SecretKey},
-    genesis::{ContainmentRule, EventIdentity, Genesis, GenesisFile, MemberEntry, MktRule, Role},
+    genesis::{
+        ContainmentRule, EventIdentity, Genesis, GenesisFile, LineageRule, MemberEntry, MktRule,
+        Role,
+    },
     node::{Node, NodeConfig},
     tx,
 };
@@ -70,6 +73,7 @@ async fn consortium_started(
         mkt_rule: MktRule::CURRENT,
         epcis_event_identity: EventIdentity::CURRENT,
         containment: ContainmentRule::CURRENT,
+        lineage: LineageRule::CURRENT,
         members: (0..n)
             .map(|i| MemberEntry {
                 id: ids[i].clone(),

@@ -959,3 +959,123 @@ async fn a_case_inherits_the_custody_of_the_shipment_its_pallet_is_in() {
     );
     drop(node);
 }
+
+/// An EPCIS document of TransformationEvents, each `(inputs, outputs)` of lots (class
+/// URIs), a minute apart.
+fn transformations(steps: &[(Vec<String>, Vec<String>)]) -> String {
+    let list = |lots: &[String]| -> Vec<serde_json::Value> {
+        lots.iter()
+            .map(|l| serde_json::json!({"epcClass": l, "quantity": 10, "uom": "KGM"}))
+            .collect()
+    };
+    let events: Vec<serde_json::Value> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, (inputs, outputs))| {
+            serde_json::json!({
+                "type": "TransformationEvent",
+                "eventTime": format!("2024-03-02T{:02}:{:02}:00Z", i / 60 % 24, i % 60),
+                "eventTimeZoneOffset": "+00:00", "bizStep": "commissioning",
+                "inputQuantityList": list(inputs), "outputQuantityList": list(outputs),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument", "schemaVersion": "2.0",
+        "creationDate": "2024-03-02T10:00:00Z",
+        "epcisBody": {"eventList": events},
+    })
+    .to_string()
+}
+
+/// Lineage as an operator asks for it: which lots went into a salad mix, what was made
+/// from a lettuce lot (to a depth, saying when it goes further), a transformation that
+/// would make a lot from itself refused with the reason, and a lineage larger than one
+/// answer refused with what to do.
+#[tokio::test]
+async fn a_salad_mix_is_traced_to_its_lots_and_back() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let node = farm_with_shipment(dir, "lineage");
+    let url = node.url.clone();
+    let lot = |name: &str| format!("urn:epc:class:lgtin:4012345.011111.{name}");
+    let import = |doc: String| {
+        std::fs::write(dir.join("doc.json"), doc).expect("write");
+        run(
+            dir,
+            &[
+                "epcis", "import", "doc.json", "--key", FARM_KEY, "--node", &url,
+            ],
+        )
+    };
+    let made = import(transformations(&[
+        (vec![lot("A"), lot("B")], vec![lot("MIX")]),
+        (vec![lot("MIX")], vec![lot("SALAD")]),
+    ]));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let lineage = |id: &str, depth: &str| -> serde_json::Value {
+        let out = cli(
+            dir,
+            &[
+                "--json", "query", "--node", &url, "lineage", id, "--depth", depth,
+            ],
+        );
+        serde_json::from_str(&out).expect("json")
+    };
+    let key = |name: &str| format!("https://id.gs1.org/01/04012345111118/10/{name}");
+    let salad = lineage(&lot("SALAD"), "0");
+    let up = salad["upstream"].as_array().expect("upstream");
+    assert_eq!(up.len(), 2, "{salad}");
+    assert_eq!(up[0]["depth"], 1);
+    assert_eq!(up[0]["inputs"], serde_json::json!([key("MIX")]));
+    assert_eq!(up[1]["depth"], 2);
+    assert_eq!(up[1]["inputs"], serde_json::json!([key("A"), key("B")]));
+    assert_eq!(salad["downstream"], serde_json::json!([]));
+    assert_eq!(salad["upstream_beyond_depth"], false);
+    // By its Digital Link, one step down: the mix, and more beyond.
+    let a = lineage(&key("A"), "1");
+    assert_eq!(
+        a["downstream"][0]["outputs"],
+        serde_json::json!([key("MIX")]),
+        "{a}"
+    );
+    assert_eq!(a["downstream"].as_array().map(Vec::len), Some(1));
+    assert_eq!(a["downstream_beyond_depth"], true);
+    let text = cli(dir, &["query", "--node", &url, "lineage", &lot("SALAD")]);
+    assert!(text.contains("made from: 2 transformation(s)"), "{text}");
+
+    // The salad back into lot A: a cycle.
+    let cycle = import(transformations(&[(vec![lot("SALAD")], vec![lot("A")])]));
+    assert!(!cycle.status.success());
+    let out = String::from_utf8_lossy(&cycle.stdout);
+    assert!(
+        out.contains("LINEAGE_CONFLICT") && out.contains("would make it from itself"),
+        "{out}"
+    );
+
+    // A lot used by more transformations than one answer lists.
+    let many: Vec<(Vec<String>, Vec<String>)> = (0..1001)
+        .map(|i| (vec![lot("BULK")], vec![lot(&format!("P{i}"))]))
+        .collect();
+    let bulk = import(transformations(&many));
+    assert!(
+        bulk.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bulk.stderr)
+    );
+    let refused = run(dir, &["query", "--node", &url, "lineage", &lot("BULK")]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains(
+            "more than 1000 transformations downstream within depth 8: ask for a smaller depth"
+        ),
+        "{err}"
+    );
+    drop(node);
+}

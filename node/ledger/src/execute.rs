@@ -37,7 +37,7 @@ pub struct BlockExecution {
     /// State writes, sorted by key.
     pub writes: Writes,
     /// Secondary index entries (shipment event history, device lifecycle history, the
-    /// identifiers each transaction names).
+    /// identifiers each transaction names, what each transformation made and used).
     pub index_writes: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
@@ -120,6 +120,16 @@ impl Ledger {
                                     state::identifier_entry_key(&key, ctx.height, index),
                                     tx.id.0.to_vec(),
                                 ));
+                            }
+                            if let Some(t) = crate::lineage::of_action(&tx.action) {
+                                let made = t.outputs.iter().map(|k| state::made_by_prefix(k));
+                                let used = t.inputs.iter().map(|k| state::used_by_prefix(k));
+                                for prefix in made.chain(used) {
+                                    out.index_writes.push((
+                                        state::entry_key(prefix, ctx.height, index),
+                                        tx.id.0.to_vec(),
+                                    ));
+                                }
                             }
                             Ok(history)
                         }

@@ -95,6 +95,12 @@ pub enum GenesisError {
         /// The number found.
         rule: i32,
     },
+    /// The lineage rule (in the protobuf form) is not a known rule.
+    #[error("invalid genesis: lineage rule {rule} is not a known rule")]
+    UnknownLineageRule {
+        /// The number found.
+        rule: i32,
+    },
     /// A member's role number (in the protobuf form) is not a known role.
     #[error("invalid genesis: member {member}: role {role} is not a known role")]
     UnknownRoleNumber {
@@ -239,6 +245,38 @@ pub struct GenesisFile {
     /// the choice existed, which keep recording aggregation events without following them.
     #[serde(default)]
     pub containment: ContainmentRule,
+    /// Whether the ledger follows what was made from what. Absent in files written
+    /// before the choice existed, which keep recording transformations without following
+    /// them.
+    #[serde(default)]
+    pub lineage: LineageRule,
+}
+
+/// Whether the ledger follows lineage (EPCIS TransformationEvent inputs and outputs).
+/// Part of the genesis because it changes the state: a chain replays with the rule it
+/// was made with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineageRule {
+    /// Transformations are recorded, not followed. The rule of chains made before the
+    /// choice existed.
+    #[default]
+    None,
+    /// Followed: nothing is made from itself, directly or through its inputs'
+    /// ancestors (`crate::lineage`). New chains.
+    Tracked,
+}
+
+impl LineageRule {
+    /// The rule new chains get.
+    pub const CURRENT: LineageRule = LineageRule::Tracked;
+
+    fn to_proto(self) -> pb::LineageRule {
+        match self {
+            LineageRule::None => pb::LineageRule::None,
+            LineageRule::Tracked => pb::LineageRule::Tracked,
+        }
+    }
 }
 
 /// Whether the ledger follows containment (EPCIS AggregationEvent ADD / DELETE, a
@@ -342,6 +380,7 @@ impl GenesisFile {
             mkt_rule: MktRule::CURRENT,
             epcis_event_identity: EventIdentity::CURRENT,
             containment: ContainmentRule::CURRENT,
+            lineage: LineageRule::CURRENT,
             members: vec![MemberEntry {
                 id: "farm".into(),
                 name: "farm".into(),
@@ -523,6 +562,11 @@ impl Genesis {
         self.file.containment
     }
 
+    /// Whether this chain follows lineage.
+    pub fn lineage(&self) -> LineageRule {
+        self.file.lineage
+    }
+
     /// blake3 of the encoded `pb::Genesis`: the parent hash of block 1.
     pub fn hash(&self) -> [u8; 32] {
         self.hash
@@ -578,6 +622,7 @@ impl Genesis {
             mkt_rule: self.file.mkt_rule.to_proto() as i32,
             epcis_event_identity: self.file.epcis_event_identity.to_proto() as i32,
             containment: self.file.containment.to_proto() as i32,
+            lineage: self.file.lineage.to_proto() as i32,
             members: self
                 .members
                 .iter()
@@ -650,6 +695,11 @@ impl Genesis {
                 });
             }
         };
+        let lineage = match pb::LineageRule::try_from(g.lineage) {
+            Ok(pb::LineageRule::None) => LineageRule::None,
+            Ok(pb::LineageRule::Tracked) => LineageRule::Tracked,
+            Err(_) => return Err(GenesisError::UnknownLineageRule { rule: g.lineage }),
+        };
         Self::from_file(GenesisFile {
             chain_id: g.chain_id.clone(),
             genesis_time_ms: g.genesis_time_ms,
@@ -658,6 +708,7 @@ impl Genesis {
             mkt_rule,
             epcis_event_identity,
             containment,
+            lineage,
         })
     }
 
@@ -722,6 +773,7 @@ mod tests {
         file.mkt_rule = MktRule::FirstReadingUnweighted;
         file.epcis_event_identity = EventIdentity::None;
         file.containment = ContainmentRule::None;
+        file.lineage = LineageRule::None;
         let toml = toml::to_string(&file).expect("toml");
         let legacy: String = toml
             .lines()
@@ -729,6 +781,7 @@ mod tests {
                 !l.starts_with("mkt_rule")
                     && !l.starts_with("epcis_event_identity")
                     && !l.starts_with("containment")
+                    && !l.starts_with("lineage")
             })
             .map(|l| format!("{l}\n"))
             .collect();
@@ -742,11 +795,13 @@ mod tests {
         assert_eq!(proto.epcis_event_identity, 0);
         assert_eq!(proto.containment, 0);
         assert_eq!(old.containment(), ContainmentRule::None);
+        assert_eq!((proto.lineage, old.lineage()), (0, LineageRule::None));
         assert_eq!(old.hash(), *blake3::hash(&proto.encode_to_vec()).as_bytes());
         let new = Genesis::from_file(two_members()).expect("valid");
         assert_eq!(new.mkt_rule(), MktRule::FirstReadingToNext);
         assert_eq!(new.epcis_event_identity(), EventIdentity::Cbv2Hash);
         assert_eq!(new.containment(), ContainmentRule::Tracked);
+        assert_eq!(new.lineage(), LineageRule::Tracked);
         assert_ne!(new.hash(), old.hash());
         assert!(
             new.to_toml()

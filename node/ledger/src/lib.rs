@@ -35,6 +35,7 @@ pub mod epcis;
 mod execute;
 pub mod genesis;
 pub mod identifiers;
+pub mod lineage;
 pub mod merkle;
 pub mod mkt;
 pub mod provenance;

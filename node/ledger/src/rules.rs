@@ -8,7 +8,8 @@ use tracechain_proto::v1::{self as pb, ResultCode as Code, tx_body::Action};
 use crate::{
     BlockContext, Rejection, containment,
     epcis::hash,
-    genesis::{ContainmentRule, EventIdentity, Genesis, Role},
+    genesis::{ContainmentRule, EventIdentity, Genesis, LineageRule, Role},
+    lineage,
     state::{self, StateError, TxState},
     twin,
     tx::{CheckedTx, SignerKind},
@@ -581,6 +582,11 @@ fn sensor_report(
 /// could otherwise claim another member's event's hash): an event already recorded, by
 /// any member, is refused with the height and transaction that recorded it, and nothing
 /// changes, so a retried import records every event once.
+///
+/// Under [`ContainmentRule::Tracked`] an AggregationEvent ADD or DELETE moves things in
+/// and out of containers ([`containment`]); under [`LineageRule::Tracked`] a
+/// TransformationEvent's outputs are made from its inputs ([`lineage`]). Either refuses
+/// a contradiction, and the whole event with it.
 fn record_epcis_event(
     genesis: &Genesis,
     ctx: BlockContext,
@@ -625,6 +631,11 @@ fn record_epcis_event(
         && let Some(change) = rule!(containment::of_event(a, ctx.time_ms))
     {
         rule!(containment::apply(st, ctx, signer, &change)?);
+    }
+    if genesis.lineage() == LineageRule::Tracked
+        && let Some(t) = lineage::of_event(a)
+    {
+        rule!(lineage::apply(st, &t)?);
     }
     let mut history = Vec::new();
     let mut seen = std::collections::BTreeSet::new();

@@ -117,6 +117,11 @@ pub fn contents_key(key: &str) -> Vec<u8> {
     [b"k/".as_slice(), key.as_bytes()].concat()
 }
 
+/// Key of a thing's lineage record (`l/<identifier key>`): what it was made from.
+pub fn lineage_key(key: &str) -> Vec<u8> {
+    [b"l/".as_slice(), key.as_bytes()].concat()
+}
+
 /// Appends `id` to a key so that it ends unambiguously: escaped (0x00 → 0x01 0x01,
 /// 0x01 → 0x01 0x02), then a 0x00 terminator. So no id's prefix is a prefix of another
 /// id's keys, whatever bytes either holds: a scan of `e/<id>\0` returns that id's
@@ -175,6 +180,31 @@ pub fn identifier_entry_key(key: &str, height: u64, index: u32) -> Vec<u8> {
     k.extend_from_slice(&height.to_be_bytes());
     k.extend_from_slice(&index.to_be_bytes());
     k
+}
+
+/// Prefix of the transformations that made a thing (`t/<key>\0<height be><index be>` →
+/// tx id: the TransformationEvents that list it among their outputs).
+pub fn made_by_prefix(key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(3 + key.len());
+    k.extend_from_slice(b"t/");
+    push_id(&mut k, key);
+    k
+}
+
+/// Prefix of the transformations that used a thing (`o/<key>\0<height be><index be>` →
+/// tx id: the TransformationEvents that list it among their inputs).
+pub fn used_by_prefix(key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(3 + key.len());
+    k.extend_from_slice(b"o/");
+    push_id(&mut k, key);
+    k
+}
+
+/// `prefix` followed by (height, index), big-endian: an index entry's key.
+pub fn entry_key(mut prefix: Vec<u8>, height: u64, index: u32) -> Vec<u8> {
+    prefix.extend_from_slice(&height.to_be_bytes());
+    prefix.extend_from_slice(&index.to_be_bytes());
+    prefix
 }
 
 /// The index key of a history entry at (height, index).

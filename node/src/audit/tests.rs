@@ -13,7 +13,10 @@ use super::{
 };
 use crate::{
     crypto::{Scheme, SecretKey},
-    genesis::{ContainmentRule, EventIdentity, Genesis, GenesisFile, MemberEntry, MktRule, Role},
+    genesis::{
+        ContainmentRule, EventIdentity, Genesis, GenesisFile, LineageRule, MemberEntry, MktRule,
+        Role,
+    },
     node::{Node, NodeConfig},
     tx,
 };
@@ -177,6 +180,7 @@ async fn run_as(final_delivery: bool, keys: u8) -> Run {
         mkt_rule: MktRule::CURRENT,
         epcis_event_identity: EventIdentity::CURRENT,
         containment: ContainmentRule::CURRENT,
+        lineage: LineageRule::CURRENT,
         members: vec![
             member("farm", Role::Producer, 21 + keys, &farm, true),
             member("carrier", Role::Carrier, 22 + keys, &carrier, false),
@@ -585,6 +589,7 @@ async fn a_block_committed_in_a_later_view_than_its_header_verifies() {
         mkt_rule: MktRule::CURRENT,
         epcis_event_identity: EventIdentity::CURRENT,
         containment: ContainmentRule::CURRENT,
+        lineage: LineageRule::CURRENT,
         members: vec![member("farm", Role::Producer, 21, &farm, true)],
     })
     .expect("genesis");

@@ -16,7 +16,10 @@ use tracechain_proto::v1::{self as pb, ledger_client::LedgerClient, tx_body::Act
 use super::{output, run};
 use crate::{
     crypto::{Scheme, SecretKey},
-    genesis::{ContainmentRule, EventIdentity, Genesis, GenesisFile, MemberEntry, MktRule, Role},
+    genesis::{
+        ContainmentRule, EventIdentity, Genesis, GenesisFile, LineageRule, MemberEntry, MktRule,
+        Role,
+    },
     node::{Node, NodeConfig},
     tx,
 };
@@ -203,6 +206,7 @@ pub(super) async fn demo(a: DemoArgs) -> anyhow::Result<()> {
         mkt_rule: MktRule::CURRENT,
         epcis_event_identity: EventIdentity::CURRENT,
         containment: ContainmentRule::CURRENT,
+        lineage: LineageRule::CURRENT,
         members,
     })?;
     let SecretKey::Ed25519(node_signing) = node_key else {

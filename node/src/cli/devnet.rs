@@ -19,7 +19,10 @@ use tracechain_proto::v1 as pb;
 use super::{demo, output, run};
 use crate::{
     crypto::{KeyFile, KeyKind, Scheme, SecretKey},
-    genesis::{ContainmentRule, EventIdentity, Genesis, GenesisFile, MemberEntry, MktRule, Role},
+    genesis::{
+        ContainmentRule, EventIdentity, Genesis, GenesisFile, LineageRule, MemberEntry, MktRule,
+        Role,
+    },
 };
 
 #[derive(Debug, clap::Args)]
@@ -128,6 +131,7 @@ pub(super) fn write_consortium(dir: &Path, grpc_port: u16, p2p_port: u16) -> any
         mkt_rule: MktRule::CURRENT,
         epcis_event_identity: EventIdentity::CURRENT,
         containment: ContainmentRule::CURRENT,
+        lineage: LineageRule::CURRENT,
         members: entries,
     })?;
     std::fs::write(dir.join("genesis.toml"), genesis.to_toml())?;

@@ -8,7 +8,10 @@ use serde_json::json;
 use super::ensure_parent;
 use crate::{
     crypto::{KeyFile, KeyKind, Scheme, SecretKey},
-    genesis::{ContainmentRule, EventIdentity, Genesis, GenesisFile, MemberEntry, MktRule, Role},
+    genesis::{
+        ContainmentRule, EventIdentity, Genesis, GenesisFile, LineageRule, MemberEntry, MktRule,
+        Role,
+    },
 };
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -169,6 +172,7 @@ pub(super) fn genesis(a: GenesisArgs, json: bool) -> anyhow::Result<()> {
         mkt_rule: MktRule::CURRENT,
         epcis_event_identity: EventIdentity::CURRENT,
         containment: ContainmentRule::CURRENT,
+        lineage: LineageRule::CURRENT,
         members: entries,
     })?;
     std::fs::write(&genesis_path, genesis.to_toml())?;

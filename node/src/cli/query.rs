@@ -39,6 +39,14 @@ enum What {
     /// A thing's provenance and authenticity verdict (an EPC URI or GS1 Digital Link
     /// URI of an item, lot or container, in any form).
     Provenance { id: String },
+    /// What a thing or lot was made from and what was made from it (EPCIS
+    /// TransformationEvents), each way to a depth.
+    Lineage {
+        id: String,
+        /// Transformations to follow each way (default 8, at most 32).
+        #[arg(long, default_value_t = 0)]
+        depth: u32,
+    },
     /// What a container (a pallet, a case, a shipment) holds, now or at a time.
     Contents {
         id: String,
@@ -285,6 +293,61 @@ pub(super) async fn query(a: QueryArgs, json: bool) -> anyhow::Result<()> {
                         if s.place.is_empty() { "" } else { "at " },
                         s.place
                     );
+                }
+            }
+        }
+        What::Lineage { id, depth } => {
+            let r = client
+                .get_lineage(pb::GetLineageRequest {
+                    identifier: id,
+                    max_depth: depth,
+                })
+                .await
+                .map_err(output::status_error)?
+                .into_inner();
+            let links = |links: &[pb::LineageLink]| -> Vec<serde_json::Value> {
+                links
+                    .iter()
+                    .map(|l| {
+                        json!({
+                            "depth": l.depth, "height": l.height, "index": l.index,
+                            "time_ms": l.time_ms, "member": l.member,
+                            "inputs": l.inputs, "outputs": l.outputs,
+                        })
+                    })
+                    .collect()
+            };
+            if json {
+                output::print_json(&json!({
+                    "key": r.key,
+                    "upstream": links(&r.upstream),
+                    "downstream": links(&r.downstream),
+                    "upstream_beyond_depth": r.upstream_beyond_depth,
+                    "downstream_beyond_depth": r.downstream_beyond_depth,
+                }));
+            } else {
+                println!("{}", r.key);
+                for (name, list, beyond) in [
+                    ("made from", &r.upstream, r.upstream_beyond_depth),
+                    ("used in", &r.downstream, r.downstream_beyond_depth),
+                ] {
+                    println!("  {name}: {} transformation(s)", list.len());
+                    for l in list {
+                        println!(
+                            "  {:indent$}#{}:{} {} {}: {} -> {}",
+                            "",
+                            l.height,
+                            l.index,
+                            crate::ledger::units::fmt_time_ms(l.time_ms),
+                            l.member,
+                            l.inputs.join(", "),
+                            l.outputs.join(", "),
+                            indent = 2 * l.depth as usize,
+                        );
+                    }
+                    if beyond {
+                        println!("    ... and further than this depth");
+                    }
                 }
             }
         }

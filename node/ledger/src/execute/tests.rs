@@ -7,7 +7,9 @@ use tracechain_proto::v1::{self as pb, ResultCode as Code, tx_body::Action};
 use super::*;
 use crate::{
     crypto::{Scheme, SecretKey},
-    genesis::{ContainmentRule, EventIdentity, GenesisFile, MemberEntry, MktRule, Role},
+    genesis::{
+        ContainmentRule, EventIdentity, GenesisFile, LineageRule, MemberEntry, MktRule, Role,
+    },
     state::MemoryState,
     tx::{self, CheckedTx},
 };
@@ -42,7 +44,12 @@ impl World {
 
     /// A world whose genesis has these rules.
     pub fn with_rules(mkt_rule: MktRule, epcis_event_identity: EventIdentity) -> Self {
-        Self::with_all_rules(mkt_rule, epcis_event_identity, ContainmentRule::CURRENT)
+        Self::with_all_rules(
+            mkt_rule,
+            epcis_event_identity,
+            ContainmentRule::CURRENT,
+            LineageRule::CURRENT,
+        )
     }
 
     /// A world whose genesis has these rules, containment included.
@@ -50,6 +57,7 @@ impl World {
         mkt_rule: MktRule,
         epcis_event_identity: EventIdentity,
         containment: ContainmentRule,
+        lineage: LineageRule,
     ) -> Self {
         let roles = [
             ("farm", Role::Producer),
@@ -85,6 +93,7 @@ impl World {
             mkt_rule,
             epcis_event_identity,
             containment,
+            lineage,
             members,
         })
         .expect("valid genesis");
@@ -1166,6 +1175,7 @@ fn a_chain_without_the_containment_rule_does_not_follow_packing() {
         MktRule::CURRENT,
         EventIdentity::CURRENT,
         ContainmentRule::None,
+        LineageRule::CURRENT,
     );
     let tx = w.member_tx("farm", aggregation("ADD", PALLET, &[CASE_A], 1));
     w.ok(tx);
@@ -1177,4 +1187,126 @@ fn a_chain_without_the_containment_rule_does_not_follow_packing() {
             .keys()
             .all(|k| !k.starts_with(b"a/") && !k.starts_with(b"k/"))
     );
+}
+
+// ---- lineage ----------------------------------------------------------------------
+
+/// A TransformationEvent of lots `inputs` into lots `outputs` (class URIs), at `minute`.
+fn transformation(inputs: &[&str], outputs: &[&str], minute: i64) -> Action {
+    let list = |lots: &[&str]| -> Vec<serde_json::Value> {
+        lots.iter()
+            .map(|l| serde_json::json!({"epcClass": l, "quantity": 10, "uom": "KGM"}))
+            .collect()
+    };
+    let event = serde_json::json!({
+        "type": "TransformationEvent",
+        "eventTime": format!("2024-03-02T{:02}:{:02}:00Z", minute / 60, minute % 60),
+        "eventTimeZoneOffset": "+00:00", "bizStep": "commissioning",
+        "inputQuantityList": list(inputs), "outputQuantityList": list(outputs),
+    });
+    Action::RecordEpcisEvent(pb::RecordEpcisEvent {
+        event_type: pb::EpcisEventType::Transformation as i32,
+        event_time_ms: T0 + minute * MIN,
+        biz_step: "commissioning".into(),
+        epcs: inputs
+            .iter()
+            .chain(outputs)
+            .map(|l| l.to_string())
+            .collect(),
+        event_json: event.to_string(),
+        ..Default::default()
+    })
+}
+
+const LOT_A: &str = "urn:epc:class:lgtin:4012345.011111.A";
+const LOT_B: &str = "urn:epc:class:lgtin:4012345.011111.B";
+const MIX: &str = "urn:epc:class:lgtin:4012345.022222.MIX";
+const SALAD: &str = "urn:epc:class:lgtin:4012345.033333.SALAD";
+
+/// Lineage: a transformation's outputs are made from its inputs; one that would make
+/// something from itself — an output among its inputs, or among their ancestors however
+/// far up — is refused with the reason and changes nothing. Every transformation is
+/// indexed under what it made and what it used.
+#[test]
+fn nothing_is_made_from_itself() {
+    let mut w = World::new();
+    let tx = w.member_tx("farm", transformation(&[LOT_A, LOT_B], &[MIX], 1));
+    w.ok(tx);
+    let key = crate::identifiers::key;
+    let mix: pb::Lineage = w
+        .record(&state::lineage_key(&key(MIX)))
+        .expect("the mix's lineage");
+    assert_eq!(mix.inputs, [key(LOT_A), key(LOT_B)]);
+    refused(
+        &mut w,
+        "farm",
+        transformation(&[LOT_A], &[LOT_A], 2),
+        Code::LineageConflict,
+        "is both an input and an output",
+    );
+    refused(
+        &mut w,
+        "farm",
+        transformation(&[MIX], &[LOT_A], 2),
+        Code::LineageConflict,
+        "is an ancestor of input https://id.gs1.org/01/04012345222227/10/MIX",
+    );
+    // Two steps up.
+    let tx = w.member_tx("retailer", transformation(&[MIX], &[SALAD], 3));
+    w.ok(tx);
+    refused(
+        &mut w,
+        "farm",
+        transformation(&[SALAD], &[LOT_B], 4),
+        Code::LineageConflict,
+        "would make it from itself",
+    );
+    // The index: what made the salad, what used the mix.
+    let tx = w.member_tx(
+        "retailer",
+        transformation(&[SALAD], &[LOT_B.replace(".B", ".C").as_str()], 5),
+    );
+    let exec = w
+        .ledger
+        .execute_block(
+            &w.store,
+            BlockContext {
+                height: w.height + 1,
+                time_ms: T0 + 20_000 * MIN,
+            },
+            [&tx],
+        )
+        .expect("executes");
+    assert_eq!(
+        exec.results[0].code,
+        Code::Ok as i32,
+        "{}",
+        exec.results[0].message
+    );
+    let index: Vec<&[u8]> = exec
+        .index_writes
+        .iter()
+        .map(|(k, _)| k.as_slice())
+        .collect();
+    let made = state::made_by_prefix(&key("urn:epc:class:lgtin:4012345.011111.C"));
+    let used = state::used_by_prefix(&key(SALAD));
+    assert!(index.iter().any(|k| k.starts_with(&made)), "made-by entry");
+    assert!(index.iter().any(|k| k.starts_with(&used)), "used-by entry");
+}
+
+/// A chain made before the lineage rule records transformations without following
+/// them: a cycle is not refused.
+#[test]
+fn a_chain_without_the_lineage_rule_does_not_follow_transformations() {
+    let mut w = World::with_all_rules(
+        MktRule::CURRENT,
+        EventIdentity::CURRENT,
+        ContainmentRule::CURRENT,
+        LineageRule::None,
+    );
+    let tx = w.member_tx("farm", transformation(&[LOT_A], &[MIX], 1));
+    w.ok(tx);
+    let tx = w.member_tx("farm", transformation(&[MIX], &[LOT_A], 2));
+    w.ok(tx);
+    assert!(w.state_snapshot().keys().all(|k| !k.starts_with(b"l/")));
 }
