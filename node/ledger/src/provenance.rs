@@ -65,6 +65,9 @@ pub struct Step {
     pub what: String,
     /// Where, if it says (read point, else business location, else location).
     pub place: String,
+    /// The business step: the event's (a CBV word or URI), or `shipping` / `receiving`
+    /// for a shipment's own handovers; empty otherwise.
+    pub biz_step: String,
 }
 
 /// The verdict.
@@ -133,6 +136,7 @@ fn step_of(key: &str, r: &Recorded) -> Step {
         kind: StepKind::Observed,
         what: String::new(),
         place: String::new(),
+        biz_step: String::new(),
     };
     match &r.action {
         Action::CreateShipment(a) => {
@@ -145,6 +149,9 @@ fn step_of(key: &str, r: &Recorded) -> Step {
         Action::Ship(a) => {
             step.what = format!("ship to {}", a.to_custodian);
             step.place = a.location.clone();
+            if identifiers::key(&a.shipment_id) == key {
+                step.biz_step = "shipping".into();
+            }
         }
         Action::Receive(a) => {
             step.what = if a.final_delivery {
@@ -154,6 +161,9 @@ fn step_of(key: &str, r: &Recorded) -> Step {
             }
             .into();
             step.place = a.location.clone();
+            if identifiers::key(&a.shipment_id) == key {
+                step.biz_step = "receiving".into();
+            }
         }
         Action::Customs(a) => {
             step.what = "customs".into();
@@ -183,6 +193,7 @@ fn step_of(key: &str, r: &Recorded) -> Step {
                         .to_lowercase()
                 })
                 .unwrap_or_default();
+            step.biz_step = e.biz_step.clone();
             step.what = format!("EPCIS {event_type} {} {}", e.action, e.biz_step)
                 .trim_end()
                 .to_string();
@@ -204,6 +215,92 @@ fn step_of(key: &str, r: &Recorded) -> Step {
         }
     }
     step
+}
+
+/// Events at two different places closer in time than this saw the thing at two places
+/// at once.
+pub const AT_ONCE_MS: i64 = 60_000;
+
+/// What the steps say that cannot all be true of one thing: seen at two places at once,
+/// seen elsewhere after being received somewhere and before being shipped on, received
+/// by a member other than the one that held it without a shipping event in between (the
+/// custody chain broken).
+fn whereabouts(steps: &[Step]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let at = |s: &Step| {
+        format!(
+            "{} by {} (height {})",
+            crate::units::fmt_time_ms(s.time_ms),
+            s.member,
+            s.height
+        )
+    };
+    // Places, in event time.
+    let mut placed: Vec<(&Step, String)> = steps
+        .iter()
+        .filter(|s| !s.place.is_empty())
+        .map(|s| (s, identifiers::key(&s.place)))
+        .collect();
+    placed.sort_by_key(|(s, _)| s.time_ms);
+    for pair in placed.windows(2) {
+        let ((a, place_a), (b, place_b)) = (&pair[0], &pair[1]);
+        if place_a != place_b && b.time_ms - a.time_ms < AT_ONCE_MS {
+            problems.push(format!(
+                "seen at two places at once: {place_a} at {} and {place_b} at {}",
+                at(a),
+                at(b)
+            ));
+        }
+    }
+    let mut received: Option<(&String, &Step)> = None;
+    for (s, place) in &placed {
+        match s.biz_step.as_str() {
+            "receiving" | "arriving" => received = Some((place, s)),
+            "shipping" | "departing" => received = None,
+            _ => {
+                if let Some((there, r)) = received
+                    && there != place
+                {
+                    problems.push(format!(
+                        "seen at {place} at {} after being received at {there} at {}, and \
+                         not shipped in between",
+                        at(s),
+                        at(r)
+                    ));
+                    received = None;
+                }
+            }
+        }
+    }
+    // Custody, in chain order.
+    let mut holder: Option<&str> = None;
+    let mut in_transit = false;
+    for s in steps {
+        if s.kind == StepKind::Commissioned {
+            holder = Some(&s.member);
+            in_transit = false;
+        }
+        match s.biz_step.as_str() {
+            // A carrier may record the shipping of what its shipper holds: a shipping
+            // event by anyone starts the handover.
+            "shipping" => in_transit = true,
+            "receiving" => {
+                if let Some(h) = holder
+                    && !in_transit
+                    && h != s.member
+                {
+                    problems.push(format!(
+                        "received by {} at height {} without being shipped by {h}, who held it",
+                        s.member, s.height
+                    ));
+                }
+                holder = Some(&s.member);
+                in_transit = false;
+            }
+            _ => {}
+        }
+    }
+    problems
 }
 
 /// The provenance of the thing `identifier` names (in any form), from the transactions
@@ -285,6 +382,7 @@ pub fn assess(genesis: &Genesis, identifier: &str, recorded: &[Recorded]) -> Pro
             problems.push(format!("{after} events name it after that"));
         }
     }
+    problems.extend(whereabouts(&out.steps));
     out.verdict = if problems.is_empty() {
         Verdict::Genuine
     } else {
@@ -485,7 +583,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::genesis::{ContainmentRule, EventIdentity, GenesisFile, MemberEntry, MktRule, Role};
+    use crate::genesis::{
+        ContainmentRule, EventIdentity, GenesisFile, LineageRule, MemberEntry, MktRule, Role,
+    };
 
     fn genesis(prefixes: &[(&str, &[&str])]) -> Genesis {
         let members = prefixes
@@ -518,6 +618,7 @@ mod tests {
             mkt_rule: MktRule::CURRENT,
             epcis_event_identity: EventIdentity::CURRENT,
             containment: ContainmentRule::CURRENT,
+            lineage: LineageRule::CURRENT,
         })
         .expect("genesis")
     }
@@ -667,6 +768,142 @@ mod tests {
         assert!(unknown.reasons[0].contains("not known to the consortium"));
     }
 
+    /// An ObjectEvent OBSERVE of ITEM with `biz_step` at `place`, at `minute`.
+    fn seen(height: u64, signer: &str, biz_step: &str, place: &str, minute: i64) -> Recorded {
+        let mut r = event(
+            height,
+            signer,
+            pb::EpcisEventType::Object,
+            json!({"action": "OBSERVE", "bizStep": biz_step, "epcList": [ITEM]}),
+        );
+        if let Action::RecordEpcisEvent(e) = &mut r.action {
+            e.read_point = place.into();
+            e.event_time_ms = 1_700_000_000_000 + minute * 60_000;
+        }
+        r
+    }
+
+    /// Whereabouts that cannot all be true make an item suspect, each with its reason:
+    /// two places at once, seen elsewhere after a receipt without a shipping in between,
+    /// and a receipt by a member other than the holder without a shipping event.
+    #[test]
+    fn conflicting_whereabouts_and_a_broken_custody_chain_are_suspect() {
+        let g = genesis(&[("farm", &["4012345"]), ("carrier", &[]), ("shop", &[])]);
+        let (dock, store) = (
+            "urn:epc:id:sgln:4012345.00001.0",
+            "urn:epc:id:sgln:4012345.00002.0",
+        );
+        let mut made = commission(2, "farm", ITEM);
+        if let Action::RecordEpcisEvent(e) = &mut made.action {
+            e.read_point = dock.into();
+            e.event_time_ms = 1_700_000_000_000;
+        }
+        // A journey that holds together: shipped by the carrier, received at the store.
+        let good = [
+            made.clone(),
+            seen(3, "carrier", "shipping", dock, 60),
+            seen(4, "shop", "receiving", store, 600),
+            seen(5, "shop", "inspecting", store, 700),
+        ];
+        let p = assess(&g, ITEM, &good);
+        assert_eq!(p.verdict, Verdict::Genuine, "{:?}", p.reasons);
+
+        let twice = [made.clone(), seen(3, "carrier", "inspecting", store, 0)];
+        let p = assess(&g, ITEM, &twice);
+        assert_eq!(p.verdict, Verdict::Suspect);
+        assert!(
+            p.reasons[0].starts_with("seen at two places at once: https://id.gs1.org/414/"),
+            "{:?}",
+            p.reasons
+        );
+
+        let elsewhere = [
+            made.clone(),
+            seen(3, "carrier", "shipping", dock, 60),
+            seen(4, "shop", "receiving", store, 600),
+            seen(5, "carrier", "inspecting", dock, 700),
+        ];
+        let p = assess(&g, ITEM, &elsewhere);
+        assert_eq!(p.verdict, Verdict::Suspect);
+        assert!(
+            p.reasons[0].contains("after being received at https://id.gs1.org/414/")
+                && p.reasons[0].contains("not shipped in between"),
+            "{:?}",
+            p.reasons
+        );
+
+        let unshipped = [made, seen(3, "shop", "receiving", store, 600)];
+        let p = assess(&g, ITEM, &unshipped);
+        assert_eq!(p.verdict, Verdict::Suspect);
+        assert_eq!(
+            p.reasons[0],
+            "received by shop at height 3 without being shipped by farm, who held it"
+        );
+    }
+
+    /// A thing inherits the custody and excursions of a shipment only for the time it
+    /// was inside.
+    #[test]
+    fn a_stay_inherits_the_custody_and_excursions_of_its_window() {
+        let s = "urn:epc:id:sscc:4012345.0000000001";
+        let native = |t: i64, signer: &str, action: Action| Recorded {
+            height: t as u64,
+            index: 0,
+            block_time_ms: t,
+            signer: signer.into(),
+            action,
+        };
+        let history = [
+            native(
+                10,
+                "farm",
+                Action::CreateShipment(pb::CreateShipment {
+                    shipment_id: s.into(),
+                    ..Default::default()
+                }),
+            ),
+            native(
+                20,
+                "farm",
+                Action::Ship(pb::ShipShipment {
+                    shipment_id: s.into(),
+                    to_custodian: "carrier".into(),
+                    ..Default::default()
+                }),
+            ),
+            native(
+                30,
+                "carrier",
+                Action::Receive(pb::ReceiveShipment {
+                    shipment_id: s.into(),
+                    ..Default::default()
+                }),
+            ),
+        ];
+        let excursion = |start_ms, end_ms| pb::Excursion {
+            start_ms,
+            end_ms,
+            ..Default::default()
+        };
+        let twin = pb::ShipmentTwin {
+            shipment_id: s.into(),
+            excursions: vec![excursion(12, 15), excursion(32, 35)],
+            ..Default::default()
+        };
+        let whole = inherited(&twin, &history, 10, None);
+        assert_eq!(
+            whole.custody,
+            ["farm", "in transit farm -> carrier", "carrier"]
+        );
+        assert_eq!(whole.excursions.len(), 2);
+        let early = inherited(&twin, &history, 10, Some(20));
+        assert_eq!(early.custody, ["farm"]);
+        assert_eq!(early.excursions, [excursion(12, 15)]);
+        let late = inherited(&twin, &history, 25, None);
+        assert_eq!(late.custody, ["in transit farm -> carrier", "carrier"]);
+        assert_eq!(late.excursions, [excursion(32, 35)]);
+    }
+
     #[test]
     fn overlapping_or_malformed_prefixes_are_refused() {
         for bad in [
@@ -687,7 +924,9 @@ mod product_tests {
     use serde_json::json;
 
     use super::*;
-    use crate::genesis::{ContainmentRule, EventIdentity, GenesisFile, MemberEntry, MktRule, Role};
+    use crate::genesis::{
+        ContainmentRule, EventIdentity, GenesisFile, LineageRule, MemberEntry, MktRule, Role,
+    };
 
     fn genesis() -> Genesis {
         let key = |seed: u8| {
@@ -714,6 +953,7 @@ mod product_tests {
             mkt_rule: MktRule::CURRENT,
             epcis_event_identity: EventIdentity::CURRENT,
             containment: ContainmentRule::CURRENT,
+            lineage: LineageRule::CURRENT,
         })
         .expect("genesis")
     }
