@@ -186,6 +186,25 @@ fn each_kind_of_bad_event_is_rejected_for_its_reason() {
             "unknown field \"weight\"",
         ),
         (&[Remove("epcList")], "needs an epcList or a quantityList"),
+        (
+            &[Set("epcList", "[\"pallet-9\"]")],
+            "epcList: \"pallet-9\" is neither an EPC URI nor a GS1 Digital Link URI",
+        ),
+        (
+            &[Set("epcList", "[\"urn:epc:id:sgtin:4012345.012345\"]")],
+            "is not a well-formed EPC URI",
+        ),
+        (
+            &[Set(
+                "quantityList",
+                "[{\"epcClass\":\"lettuce\",\"quantity\":2}]",
+            )],
+            "quantityList[0].epcClass: \"lettuce\" is neither",
+        ),
+        (
+            &[Set("parentID", "\"urn:example:pallet\"")],
+            "parentID: \"urn:example:pallet\" is neither",
+        ),
     ];
     for (edits, part) in cases {
         let doc = minimal_with(edits);

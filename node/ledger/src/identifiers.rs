@@ -28,6 +28,38 @@ pub fn key(identifier: &str) -> String {
     }
 }
 
+/// EPC schemes of the Tag Data Standard that are not GS1 keys (US DoD, aerospace and
+/// defence, BIC container codes, IMO vessel numbers): they have no Digital Link and are
+/// their own keys.
+const OTHER_EPC_SCHEMES: &[&str] = &["usdod", "adi", "bic", "imovn"];
+
+/// Checks that an identifier an EPCIS event names as an object (an EPC, a parent, a
+/// child, an input or output, a quantity's class) is what the standard expects there: an
+/// EPC URI (instance, class or pattern) or a GS1 Digital Link URI; the error says which
+/// it is not.
+pub fn check_epc(identifier: &str) -> Result<(), String> {
+    if dl::canonical(identifier)
+        .or_else(|| dl::canonical_lenient(identifier))
+        .is_some()
+    {
+        return Ok(());
+    }
+    if let Some((scheme, body)) = identifier
+        .strip_prefix("urn:epc:id:")
+        .and_then(|rest| rest.split_once(':'))
+        && OTHER_EPC_SCHEMES.contains(&scheme)
+        && !body.is_empty()
+        && body.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Ok(());
+    }
+    Err(if identifier.starts_with("urn:epc:") {
+        format!("{identifier:?} is not a well-formed EPC URI")
+    } else {
+        format!("{identifier:?} is neither an EPC URI nor a GS1 Digital Link URI")
+    })
+}
+
 /// The index keys of what `action` names, each once, sorted. Empty for a sensor report.
 pub fn of_action(action: &Action) -> Vec<String> {
     let mut ids: Vec<&str> = Vec::new();
@@ -114,6 +146,37 @@ mod tests {
         // Not a GS1 key: as written.
         assert_eq!(key("S-1"), "S-1");
         assert_eq!(key("urn:example:pallet:9"), "urn:example:pallet:9");
+    }
+
+    #[test]
+    fn objects_are_epc_uris_or_digital_links() {
+        for ok in [
+            "urn:epc:id:sgtin:0614141.712345.2017",
+            "urn:epc:class:lgtin:4012345.012345.998877",
+            "urn:epc:idpat:sgtin:4012345.011111.*",
+            "https://example.com/gtin/70614141123451/21/2017?linkType=all",
+            "https://id.gs1.org/00/106141412345678908",
+            "urn:epc:id:bic:CSQU3054383",
+        ] {
+            assert_eq!(check_epc(ok), Ok(()), "{ok}");
+        }
+        for (bad, says) in [
+            (
+                "urn:epc:id:sgtin:0614141.712345",
+                "is not a well-formed EPC URI",
+            ),
+            ("urn:epc:id:sscc:12.x", "is not a well-formed EPC URI"),
+            ("urn:epc:id:bic:", "is not a well-formed EPC URI"),
+            (
+                "pallet-9",
+                "is neither an EPC URI nor a GS1 Digital Link URI",
+            ),
+            ("urn:example:pallet:9", "is neither"),
+            ("https://example.com/pallet/9", "is neither"),
+        ] {
+            let err = check_epc(bad).expect_err(bad);
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]

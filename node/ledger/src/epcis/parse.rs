@@ -184,6 +184,9 @@ impl<'a> Check<'a> {
                 for item in items {
                     match item.as_str() {
                         Some(s) if !s.is_empty() => {
+                            if let Err(e) = crate::identifiers::check_epc(s) {
+                                self.fail(format!("{name}: {e}"));
+                            }
                             out.push(s.to_string());
                             n += 1;
                         }
@@ -218,7 +221,12 @@ impl<'a> Check<'a> {
                 }
             }
             match q.get("epcClass").and_then(Value::as_str) {
-                Some(c) if !c.is_empty() => out.push(c.to_string()),
+                Some(c) if !c.is_empty() => {
+                    if let Err(e) = crate::identifiers::check_epc(c) {
+                        self.fail(format!("{name}[{i}].epcClass: {e}"));
+                    }
+                    out.push(c.to_string())
+                }
                 _ => self.fail(format!("{name}[{i}].epcClass is missing")),
             }
             match q.get("quantity") {
@@ -643,6 +651,9 @@ fn check_event(
     let mut epcs = Vec::new();
     let parent = c.str_field("parentID").map(str::to_string);
     if let Some(p) = &parent {
+        if let Err(e) = crate::identifiers::check_epc(p) {
+            c.fail(format!("parentID: {e}"));
+        }
         epcs.push(p.clone());
     }
     let n_epc = c.id_list("epcList", &mut epcs);
