@@ -70,7 +70,7 @@ fn export_then_verify_offline_and_refuse_a_tampered_bundle() {
             "--id",
             SHIPMENT,
             "--product",
-            "urn:epc:class:lgtin:4012345.1.L1,Lettuce,10,KGM",
+            "urn:epc:class:lgtin:4012345.012345.L1,Lettuce,10,KGM",
             "--min",
             "2",
             "--max",

@@ -180,7 +180,7 @@ async fn node_end_to_end_over_grpc_and_cli() {
             "--id",
             SHIPMENT,
             "--product",
-            "urn:epc:class:lgtin:4012345.1.L1,Lettuce,10,KGM",
+            "urn:epc:class:lgtin:4012345.012345.L1,Lettuce,10,KGM",
             "--min",
             "2",
             "--max",
