@@ -395,6 +395,28 @@ impl pb::ledger_server::Ledger for Api {
             })
     }
 
+    async fn query_events(
+        &self,
+        request: Request<pb::QueryEventsRequest>,
+    ) -> Result<Response<pb::QueryEventsResponse>, Status> {
+        let req = request.into_inner();
+        let params = req.params.into_iter().map(|p| (p.name, p.values)).collect();
+        let page = crate::query::run(&self.node, params, req.per_page, &req.next_page_token)
+            .await
+            .map_err(|e| match e {
+                crate::query::QueryError::Read(e) => internal(e),
+                bad => Status::invalid_argument(bad.to_string()),
+            })?;
+        let count = page.events.len() as u32;
+        let document =
+            crate::ledger::epcis::query::query_document(page.events, crate::node::now_ms());
+        Ok(Response::new(pb::QueryEventsResponse {
+            query_document_json: document.to_string(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+            count,
+        }))
+    }
+
     async fn verify_product(
         &self,
         request: Request<pb::VerifyProductRequest>,

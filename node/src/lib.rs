@@ -16,6 +16,7 @@ pub mod loadgen;
 mod locks;
 pub mod mempool;
 pub mod node;
+pub mod query;
 pub mod wire;
 
 // The deterministic core (transactions, signature rules, the state machine, genesis,

@@ -254,7 +254,7 @@ pub struct Node {
     pub(crate) shared: Arc<Shared>,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

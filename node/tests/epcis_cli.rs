@@ -1079,3 +1079,189 @@ async fn a_salad_mix_is_traced_to_its_lots_and_back() {
     );
     drop(node);
 }
+
+/// EPCIS queries as an integrator runs them: by item (in any of its forms), by any EPC
+/// (parents included), by business step over native and imported events alike, by
+/// event time; paged one by one with tokens to the same results as one page; a bad
+/// parameter or token refused by name.
+#[tokio::test]
+async fn epcis_queries_answer_with_the_standards_semantics_and_pages() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let node = farm_with_shipment(dir, "query");
+    let url = node.url.clone();
+    let item = "urn:epc:id:sgtin:0614141.712345.2017";
+    let link = "https://brand.example/01/70614141123451/21/2017";
+    let pallet = "urn:epc:id:sscc:0614141.1234567890";
+    let import = |doc: String| {
+        std::fs::write(dir.join("doc.json"), doc).expect("write");
+        cli(
+            dir,
+            &[
+                "epcis", "import", "doc.json", "--key", FARM_KEY, "--node", &url,
+            ],
+        );
+    };
+    import(object_event(
+        item,
+        "ADD",
+        "commissioning",
+        "2024-03-02T08:00:00Z",
+    ));
+    import(aggregation_event(
+        "ADD",
+        pallet,
+        &[link],
+        "2024-03-02T08:30:00Z",
+    ));
+    import(object_event(
+        pallet,
+        "OBSERVE",
+        "shipping",
+        "2024-03-02T09:00:00Z",
+    ));
+    import(object_event(
+        item,
+        "OBSERVE",
+        "inspecting",
+        "2024-03-02T10:00:00Z",
+    ));
+    let query = |params: &[&str], extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["epcis", "query", "--node", url.as_str()];
+        for p in params {
+            args.extend(["--param", p]);
+        }
+        args.extend_from_slice(extra);
+        serde_json::from_str(&cli(dir, &args)).expect("json")
+    };
+    let events = |doc: &serde_json::Value| -> Vec<serde_json::Value> {
+        doc.pointer("/epcisBody/queryResults/resultsBody/eventList")
+            .and_then(|l| l.as_array())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let steps = |doc: &serde_json::Value| -> Vec<String> {
+        events(doc)
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["type"].as_str().unwrap_or_default(),
+                    e["bizStep"].as_str().unwrap_or_default()
+                )
+            })
+            .collect()
+    };
+    let by_item = query(&[&format!("MATCH_epc={link}")], &[]);
+    assert_eq!(by_item["type"], "EPCISQueryDocument");
+    assert_eq!(
+        steps(&by_item),
+        [
+            "ObjectEvent commissioning",
+            "AggregationEvent packing",
+            "ObjectEvent inspecting"
+        ],
+        "{by_item}"
+    );
+    assert!(events(&by_item).iter().all(|e| e["recordTime"].is_string()));
+    let by_pallet = query(&[&format!("MATCH_anyEPC={pallet}")], &[]);
+    assert_eq!(
+        steps(&by_pallet),
+        ["AggregationEvent packing", "ObjectEvent shipping"]
+    );
+    assert_eq!(
+        steps(&query(&[&format!("MATCH_epc={pallet}")], &[])),
+        ["ObjectEvent shipping"]
+    );
+    // No identifier: every block, native events included (the shipment's creation is
+    // a commissioning ObjectEvent of the shipment).
+    let shipping = query(&["EQ_bizStep=urn:epcglobal:cbv:bizstep:shipping"], &[]);
+    assert_eq!(steps(&shipping), ["ObjectEvent shipping"], "{shipping}");
+    let made = query(
+        &["EQ_bizStep=https://ref.gs1.org/cbv/BizStep-commissioning"],
+        &[],
+    );
+    let made: Vec<String> = events(&made)
+        .iter()
+        .filter_map(|e| e["epcList"][0].as_str().map(String::from))
+        .collect();
+    assert_eq!(made, [SSCC, item]);
+    let late = query(
+        &[
+            &format!("MATCH_epc={item}"),
+            "GE_eventTime=2024-03-02T09:00:00Z",
+        ],
+        &[],
+    );
+    assert_eq!(steps(&late), ["ObjectEvent inspecting"]);
+    let several = query(&["eventType=AggregationEvent,TransformationEvent"], &[]);
+    assert_eq!(steps(&several), ["AggregationEvent packing"]);
+
+    // One at a time, following the tokens: the same events as one page.
+    let all_at_once = events(&query(
+        &["EQ_bizStep=shipping,packing,inspecting,commissioning"],
+        &[],
+    ));
+    let mut token = String::new();
+    let mut one_by_one = Vec::new();
+    loop {
+        let mut args = vec![
+            "epcis",
+            "query",
+            "--node",
+            url.as_str(),
+            "--param",
+            "EQ_bizStep=shipping,packing,inspecting,commissioning",
+            "--per-page",
+            "1",
+        ];
+        if !token.is_empty() {
+            args.extend(["--page-token", token.as_str()]);
+        }
+        let out = run(dir, &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let page: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        one_by_one.extend(events(&page));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match stderr.split("--page-token ").nth(1) {
+            Some(t) => token = t.trim().to_string(),
+            None => break,
+        }
+        assert!(one_by_one.len() <= all_at_once.len(), "paging does not end");
+    }
+    assert_eq!(one_by_one, all_at_once);
+    assert_eq!(all_at_once.len(), 5, "{all_at_once:?}");
+    let every = events(&query(
+        &["EQ_bizStep=shipping,packing,inspecting,commissioning"],
+        &["--per-page", "2", "--all"],
+    ));
+    assert_eq!(every, all_at_once);
+
+    for (args, says) in [
+        (
+            vec!["--param", "MATCH_thing=x"],
+            "query parameter MATCH_thing: is not a parameter",
+        ),
+        (
+            vec!["--param", "MATCH_epc=pallet-9"],
+            "is neither an EPC URI",
+        ),
+        (vec!["--param", "GE_eventTime=noon"], "is not a date-time"),
+        (
+            vec!["--page-token", "3.0.00"],
+            "is not a page token of this query",
+        ),
+    ] {
+        let mut all = vec!["epcis", "query", "--node", url.as_str()];
+        all.extend(args);
+        let out = run(dir, &all);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{err}");
+    }
+    drop(node);
+}

@@ -444,7 +444,7 @@ mod epcis_schema {
     use serde_json::Value;
     use tracechain_node::{
         crypto::{Scheme, SecretKey},
-        epcis::{export, parse::parse_document},
+        epcis::{export, parse::parse_document, query},
         tx,
     };
     use tracechain_proto::v1::{self as pb, tx_body::Action};
@@ -489,8 +489,9 @@ mod epcis_schema {
     }
 
     /// A shipment's life in native transactions, and openepcis's valid documents as
-    /// imported events: the export of each validates against GS1's schema (and the
-    /// validator does refuse a broken document, so the check is real).
+    /// imported events: the export of each, and a query document of all of them (as
+    /// QueryEvents answers), validate against GS1's schema (and the validator does
+    /// refuse a broken document, so the check is real).
     #[test]
     fn every_export_validates_against_gs1s_schema() {
         let validator = validator();
@@ -638,6 +639,18 @@ mod epcis_schema {
             problems.is_empty(),
             "export with imported events: {problems:#?}"
         );
+
+        // A query document of every event, as QueryEvents answers (recordTime added).
+        let mut results = Vec::new();
+        for ev in &events {
+            if let Some(e) = export::any_event(ev).expect("an event") {
+                results.push(query::with_record_time(e, ev.block_time_ms + 5));
+            }
+        }
+        assert_eq!(results.len(), events.len());
+        let answer = query::query_document(results, 1_767_226_000_000);
+        let problems = errors(&validator, &answer);
+        assert!(problems.is_empty(), "query document: {problems:#?}");
 
         let mut broken = native.clone();
         broken["epcisBody"]["eventList"][0]

@@ -139,6 +139,37 @@ impl Store {
         self.scan(Cf::Index, prefix, offset, limit)
     }
 
+    /// Index entries whose key starts with `prefix` and is at least `from` (a key under
+    /// `prefix`), in key order, at most `limit`: a page that resumes where the last one
+    /// stopped without counting what came before.
+    pub fn scan_index_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageError> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let mut iter = self
+            .db
+            .raw_iterator_cf_opt(self.cf(Cf::Index)?, prefix_read_options(prefix));
+        iter.seek(if from > prefix { from } else { prefix });
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            out.push((key.to_vec(), value.to_vec()));
+            if out.len() == limit {
+                break;
+            }
+            iter.next();
+        }
+        iter.status().map_err(db_err("scan index"))?;
+        Ok(out)
+    }
+
     /// Number of index entries whose key starts with `prefix` (a scan: O(entries)).
     pub fn count_index(&self, prefix: &[u8]) -> Result<u64, StorageError> {
         let mut iter = self

@@ -52,10 +52,37 @@ enum What {
         #[arg(long, default_value = "epcis.json")]
         out: PathBuf,
     },
+    /// Query committed events (EPCIS 2.0 SimpleEventQuery): prints the query document
+    /// of one page, or of every page with --all.
+    Query {
+        /// A parameter as NAME=VALUE (MATCH_epc, MATCH_anyEPC, EQ_bizStep, GE_eventTime,
+        /// eventType, ... see docs/EPCIS.md); values of a list parameter separated by
+        /// commas. Repeat.
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        /// Results per page (default 100, at most 1000).
+        #[arg(long, default_value_t = 0)]
+        per_page: u32,
+        /// Start at this page (the token a previous page gave).
+        #[arg(long, default_value = "")]
+        page_token: String,
+        /// Follow the page tokens to the end: one document with every result.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        node: NodeAddr,
+    },
 }
 
 pub(super) async fn epcis(a: EpcisArgs, json: bool) -> anyhow::Result<()> {
     match a.what {
+        What::Query {
+            params,
+            per_page,
+            page_token,
+            all,
+            node,
+        } => query(&node.node, &params, per_page, page_token, all).await,
         What::Import {
             file,
             key,
@@ -388,6 +415,65 @@ async fn import_file(
     }
     if failed > 0 {
         bail!("{failed} of {total} events were not recorded");
+    }
+    Ok(())
+}
+
+/// Runs a query; prints its document (every page's events in one with `all`) and, on
+/// stderr, the next page's token.
+async fn query(
+    node: &str,
+    params: &[String],
+    per_page: u32,
+    mut page_token: String,
+    all: bool,
+) -> anyhow::Result<()> {
+    let params: Vec<pb::QueryParam> = params
+        .iter()
+        .map(|p| {
+            let (name, values) = p
+                .split_once('=')
+                .with_context(|| format!("--param {p:?} is not NAME=VALUE"))?;
+            Ok(pb::QueryParam {
+                name: name.to_string(),
+                values: values.split(',').map(str::to_string).collect(),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut client = output::connect(node).await?;
+    let mut document: Option<serde_json::Value> = None;
+    loop {
+        let r = client
+            .query_events(pb::QueryEventsRequest {
+                params: params.clone(),
+                per_page,
+                next_page_token: page_token.clone(),
+            })
+            .await
+            .map_err(output::status_error)?
+            .into_inner();
+        let page: serde_json::Value =
+            serde_json::from_str(&r.query_document_json).context("the node's query document")?;
+        let list = "/epcisBody/queryResults/resultsBody/eventList";
+        match document.as_mut() {
+            None => document = Some(page),
+            Some(doc) => {
+                let more = page.pointer(list).and_then(|l| l.as_array()).cloned();
+                if let (Some(events), Some(more)) =
+                    (doc.pointer_mut(list).and_then(|l| l.as_array_mut()), more)
+                {
+                    events.extend(more);
+                }
+            }
+        }
+        page_token = r.next_page_token;
+        if !all || page_token.is_empty() {
+            break;
+        }
+    }
+    output::print_json(&document.unwrap_or_default());
+    if !page_token.is_empty() {
+        eprintln!("next page: --page-token {page_token}");
     }
     Ok(())
 }

@@ -231,6 +231,21 @@ pub fn event(shipment_id: &str, ev: &ExportEvent<'_>) -> Result<Option<Value>, E
     Ok(Some(Value::Object(v)))
 }
 
+/// One transaction as an EPCIS event, whatever shipment it is about (the one its action
+/// names), or `None` for actions that are not events (device lifecycle).
+pub fn any_event(ev: &ExportEvent<'_>) -> Result<Option<Value>, EpcisError> {
+    let shipment = match &ev.tx.action {
+        Action::CreateShipment(a) => a.shipment_id.as_str(),
+        Action::AttachDevice(a) => &a.shipment_id,
+        Action::Ship(a) => &a.shipment_id,
+        Action::Receive(a) => &a.shipment_id,
+        Action::Customs(a) => &a.shipment_id,
+        Action::SensorReport(a) => &a.shipment_id,
+        _ => "",
+    };
+    event(shipment, ev)
+}
+
 /// The document of a shipment's events, in chain order.
 pub fn document(
     shipment_id: &str,

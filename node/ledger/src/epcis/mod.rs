@@ -12,6 +12,7 @@ pub mod export;
 pub mod hash;
 pub mod import;
 pub mod parse;
+pub mod query;
 pub mod vocab;
 
 use tracechain_proto::v1 as pb;
