@@ -6,6 +6,7 @@
 mod admission;
 pub mod api;
 pub mod audit;
+pub mod block_view;
 pub mod chain;
 pub mod cli;
 pub mod consortium;

@@ -934,7 +934,9 @@ impl Node {
             let total = store.count_index(&prefix)?;
             let entries = store.scan_index(&prefix, offset, limit)?;
             let mut events = Vec::with_capacity(entries.len());
-            let mut cached: Option<(u64, pb::CommittedBlock)> = None;
+            // Each transaction's copy by position, in one batched read; a block is read
+            // only for what has none (transactions indexed before the copies existed).
+            let mut positions = Vec::with_capacity(entries.len());
             for (key, tx_id) in entries {
                 let suffix = &key[prefix.len()..];
                 let (Ok(h), Ok(i)) = (
@@ -943,11 +945,31 @@ impl Node {
                 ) else {
                     return Err(ReadError::CorruptIndex { what });
                 };
-                let (height, index) = (u64::from_be_bytes(h), u32::from_be_bytes(i));
+                positions.push((u64::from_be_bytes(h), u32::from_be_bytes(i), tx_id));
+            }
+            let keys: Vec<Vec<u8>> = positions
+                .iter()
+                .map(|(h, i, _)| state::positioned_tx_key(*h, *i))
+                .collect();
+            let copies = store.get_indexes(&keys.iter().map(Vec::as_slice).collect::<Vec<_>>())?;
+            let mut cached: Option<(u64, crate::block_view::BlockView)> = None;
+            for ((height, index, tx_id), copy) in positions.into_iter().zip(copies) {
+                if let Some(bytes) = copy {
+                    let event = pb::ShipmentEvent::decode(bytes.as_slice()).map_err(|_| {
+                        ReadError::CorruptIndex {
+                            what: "positioned tx",
+                        }
+                    })?;
+                    if event.tx_id == tx_id {
+                        events.push(event);
+                        continue;
+                    }
+                }
                 if cached.as_ref().map(|(ch, _)| *ch) != Some(height) {
-                    let block = decode_block(store.block(height)?)?
+                    let bytes = store
+                        .block(height)?
                         .ok_or(ReadError::MissingBlock { height })?;
-                    cached = Some((height, block));
+                    cached = Some((height, crate::block_view::BlockView::new(bytes)?));
                 }
                 let Some((_, block)) = cached.as_ref() else {
                     continue;
@@ -956,13 +978,9 @@ impl Node {
                     height,
                     index,
                     tx_id,
-                    tx: block
-                        .block
-                        .as_ref()
-                        .and_then(|b| b.txs.get(index as usize))
-                        .cloned(),
-                    result: block.results.get(index as usize).cloned(),
-                    block_time_ms: block_time(block),
+                    tx: block.tx(index)?,
+                    result: block.result(index)?,
+                    block_time_ms: block.time_ms(),
                 });
             }
             Ok((events, total))

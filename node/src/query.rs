@@ -7,13 +7,12 @@
 
 use std::collections::BTreeSet;
 
-use prost::Message;
 use serde_json::Value;
 use tracechain_proto::v1 as pb;
 use tracechain_storage::Store;
 
 use crate::{
-    chain::decode_block,
+    block_view::BlockView,
     ledger::{
         epcis::{
             export,
@@ -122,24 +121,22 @@ pub async fn run(
 /// A block read once for the several candidates it holds.
 struct Blocks<'a> {
     store: &'a Store,
-    cached: Option<(u64, pb::CommittedBlock, i64)>,
+    cached: Option<(u64, BlockView)>,
 }
 
 impl Blocks<'_> {
-    /// The block at `height` and its time.
-    fn get(&mut self, height: u64) -> Result<&(u64, pb::CommittedBlock, i64), ReadError> {
+    /// The block at `height`.
+    fn get(&mut self, height: u64) -> Result<&BlockView, ReadError> {
         if self.cached.as_ref().map(|c| c.0) != Some(height) {
-            let block = decode_block(self.store.block(height)?)?
+            let bytes = self
+                .store
+                .block(height)?
                 .ok_or(ReadError::MissingBlock { height })?;
-            let time = block
-                .block
-                .as_ref()
-                .and_then(|b| pb::BlockHeader::decode(b.header.as_slice()).ok())
-                .map_or(0, |h| h.time_ms);
-            self.cached = Some((height, block, time));
+            self.cached = Some((height, BlockView::new(bytes)?));
         }
         self.cached
             .as_ref()
+            .map(|(_, b)| b)
             .ok_or(ReadError::MissingBlock { height })
     }
 }
@@ -150,21 +147,28 @@ fn event_at(
     chain_id: &str,
     at: Position,
 ) -> Result<Option<(Value, i64)>, ReadError> {
-    let (_, block, time) = blocks.get(at.0)?;
-    let ok = block
-        .results
-        .get(at.1 as usize)
-        .is_some_and(|r| r.code == pb::ResultCode::Ok as i32);
-    let Some(signed) = block
-        .block
-        .as_ref()
-        .and_then(|b| b.txs.get(at.1 as usize))
-        .filter(|_| ok)
-        .cloned()
-    else {
-        return Ok(None);
+    // The transaction's copy by position, when it has one (every transaction that names
+    // an identifier): one small read instead of its block.
+    let copy = blocks
+        .store
+        .get_indexes(&[state::positioned_tx_key(at.0, at.1).as_slice()])?
+        .pop()
+        .flatten()
+        .and_then(|bytes| prost::Message::decode(bytes.as_slice()).ok())
+        .and_then(|e: pb::ShipmentEvent| Some((e.tx?, e.block_time_ms)));
+    let (signed, time) = match copy {
+        Some(found) => found,
+        None => {
+            let block = blocks.get(at.0)?;
+            let ok = block
+                .result(at.1)?
+                .is_some_and(|r| r.code == pb::ResultCode::Ok as i32);
+            let Some(signed) = block.tx(at.1)?.filter(|_| ok) else {
+                return Ok(None);
+            };
+            (signed, block.time_ms())
+        }
     };
-    let time = *time;
     // The node's own committed block: its transactions decode and verify, or the store
     // is corrupt.
     let checked = tx::check(signed, chain_id).map_err(|e| {
@@ -213,8 +217,7 @@ fn candidates(
             cached: None,
         };
         for height in start.0.max(1)..=head {
-            let (_, block, _) = blocks.get(height)?;
-            let n = block.block.as_ref().map_or(0, |b| b.txs.len()) as u32;
+            let n = blocks.get(height)?.len() as u32;
             let first = if height == start.0 { start.1 } else { 0 };
             for index in first..n {
                 if out.len() == SCAN_BUDGET {

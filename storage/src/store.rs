@@ -170,6 +170,11 @@ impl Store {
         Ok(out)
     }
 
+    /// The index values under `keys`, in one batched lookup, in the order given.
+    pub fn get_indexes(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        self.multi_get(Cf::Index, keys, "get indexes")
+    }
+
     /// Number of index entries whose key starts with `prefix` (a scan: O(entries)).
     pub fn count_index(&self, prefix: &[u8]) -> Result<u64, StorageError> {
         let mut iter = self

@@ -115,10 +115,29 @@ impl Ledger {
                                     tx.id.0.to_vec(),
                                 ));
                             }
-                            for key in crate::identifiers::of_action(&tx.action) {
+                            let named = crate::identifiers::of_action(&tx.action);
+                            for key in &named {
                                 out.index_writes.push((
-                                    state::identifier_entry_key(&key, ctx.height, index),
+                                    state::identifier_entry_key(key, ctx.height, index),
                                     tx.id.0.to_vec(),
+                                ));
+                            }
+                            if !named.is_empty() {
+                                let copy = pb::ShipmentEvent {
+                                    height: ctx.height,
+                                    index,
+                                    tx_id: tx.id.0.to_vec(),
+                                    tx: Some(tx.signed.clone()),
+                                    result: Some(pb::TxResult {
+                                        code: pb::ResultCode::Ok as i32,
+                                        message: String::new(),
+                                        history: history.clone(),
+                                    }),
+                                    block_time_ms: ctx.time_ms,
+                                };
+                                out.index_writes.push((
+                                    state::positioned_tx_key(ctx.height, index),
+                                    prost::Message::encode_to_vec(&copy),
                                 ));
                             }
                             if let Some(t) = crate::lineage::of_action(&tx.action) {

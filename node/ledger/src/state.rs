@@ -200,6 +200,14 @@ pub fn used_by_prefix(key: &str) -> Vec<u8> {
     k
 }
 
+/// Key of a transaction's copy by position (`p/<height be><index be>` →
+/// `pb::ShipmentEvent`: the transaction, its result and its block's time), kept for
+/// every successful transaction an identifier names, so that a history spread over many
+/// blocks reads each of its transactions without reading its block.
+pub fn positioned_tx_key(height: u64, index: u32) -> Vec<u8> {
+    entry_key(b"p/".to_vec(), height, index)
+}
+
 /// `prefix` followed by (height, index), big-endian: an index entry's key.
 pub fn entry_key(mut prefix: Vec<u8>, height: u64, index: u32) -> Vec<u8> {
     prefix.extend_from_slice(&height.to_be_bytes());
