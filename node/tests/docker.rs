@@ -37,6 +37,40 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Submits one transaction and waits up to `within` for it to commit; its id.
+async fn first_commit(
+    c: &mut tracechain_proto::v1::ledger_client::LedgerClient<tonic::transport::Channel>,
+    farm: &mut Farm,
+    within: Duration,
+) -> Vec<u8> {
+    use tracechain_proto::v1 as pb;
+    let id = c
+        .submit_tx(pb::SubmitTxRequest {
+            tx: Some(farm.next()),
+            wait_for_commit: false,
+        })
+        .await
+        .expect("acknowledged")
+        .into_inner()
+        .tx_id;
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let r = c
+            .get_tx(pb::GetTxRequest { tx_id: id.clone() })
+            .await
+            .expect("a lookup")
+            .into_inner();
+        if r.status == pb::TxStatus::Committed as i32 {
+            return id;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the consortium committed nothing within {within:?} of starting"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -121,7 +155,11 @@ async fn a_container_cut_off_the_network_catches_up_after_reconnecting() {
     let mut acknowledged = Vec::new();
 
     let mut c = client(&url(0)).await;
-    acknowledged.extend(submit_batch(&mut c, &mut farm, 5).await);
+    // The members dial each other as their containers come up, with a redial backoff
+    // (0.5 s doubling): on a loaded machine the mesh may take longer to form than one
+    // commit wait. What this test is about starts once the consortium commits.
+    acknowledged.push(first_commit(&mut c, &mut farm, Duration::from_secs(120)).await);
+    acknowledged.extend(submit_batch(&mut c, &mut farm, 4).await);
 
     // Cut customs off the consortium's network: the other three go on.
     let network = format!("{}_consortium", compose.project);
