@@ -417,6 +417,37 @@ impl pb::ledger_server::Ledger for Api {
         }))
     }
 
+    async fn get_fsma_records(
+        &self,
+        request: Request<pb::GetFsmaRecordsRequest>,
+    ) -> Result<Response<pb::GetFsmaRecordsResponse>, Status> {
+        let req = request.into_inner();
+        identifier("lot", &req.lot)?;
+        let (lots, rows) = crate::fsma::records(
+            &self.node,
+            &req.lot,
+            req.from_ms.unwrap_or(i64::MIN),
+            req.to_ms.unwrap_or(i64::MAX),
+            req.max_depth,
+        )
+        .await
+        .map_err(|e| match e {
+            crate::fsma::FsmaError::History(e)
+            | crate::fsma::FsmaError::Lineage(crate::lineage::LineageError::History(e)) => {
+                history_status(&req.lot, e)
+            }
+            bound => Status::failed_precondition(bound.to_string()),
+        })?;
+        Ok(Response::new(pb::GetFsmaRecordsResponse {
+            columns: crate::ledger::fsma::COLUMNS
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+            rows: rows.into_iter().map(crate::fsma::to_proto).collect(),
+            lots,
+        }))
+    }
+
     async fn verify_product(
         &self,
         request: Request<pb::VerifyProductRequest>,

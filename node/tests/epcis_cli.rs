@@ -1265,3 +1265,184 @@ async fn epcis_queries_answer_with_the_standards_semantics_and_pages() {
     }
     drop(node);
 }
+
+/// FSMA 204 as a regulator's request is answered: the records of a salad mix lot and of
+/// the lettuce lots that went into it — harvesting, the transformation, the shipping
+/// with its bill of lading, and the native shipment's handovers with the lot's quantity
+/// — sorted by time, as CSV and as an .xlsx workbook.
+#[tokio::test]
+async fn fsma_records_of_a_lot_and_its_inputs_as_a_sortable_spreadsheet() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    cli(
+        dir,
+        &[
+            "genesis",
+            "--chain-id",
+            "fsma",
+            "--member",
+            "farm:producer",
+            "--member",
+            "retailer:retailer",
+            "--validators",
+            "farm",
+            "--out-dir",
+            "net",
+        ],
+    );
+    let node = start_node(dir);
+    let url = node.url.clone();
+    let lot = |name: &str| format!("urn:epc:class:lgtin:4012345.011111.{name}");
+    let import = |doc: serde_json::Value| {
+        std::fs::write(dir.join("doc.json"), doc.to_string()).expect("write");
+        cli(
+            dir,
+            &[
+                "epcis", "import", "doc.json", "--key", FARM_KEY, "--node", &url,
+            ],
+        );
+    };
+    let document = |events: Vec<serde_json::Value>| {
+        serde_json::json!({
+            "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+            "type": "EPCISDocument", "schemaVersion": "2.0",
+            "creationDate": "2024-03-02T10:00:00Z",
+            "epcisBody": {"eventList": events},
+        })
+    };
+    let harvest = |name: &str, time: &str| {
+        serde_json::json!({
+            "type": "ObjectEvent", "eventTime": time, "eventTimeZoneOffset": "+00:00",
+            "action": "ADD", "bizStep": "https://example.org/fsma/harvesting",
+            "quantityList": [{"epcClass": lot(name), "quantity": 500, "uom": "KGM"}],
+            "readPoint": {"id": "urn:epc:id:sgln:4012345.00001.0"},
+        })
+    };
+    import(document(vec![
+        harvest("A", "2024-03-01T06:00:00Z"),
+        harvest("B", "2024-03-01T07:00:00Z"),
+        serde_json::json!({
+            "type": "TransformationEvent", "eventTime": "2024-03-01T12:00:00Z",
+            "eventTimeZoneOffset": "+00:00", "bizStep": "commissioning",
+            "inputQuantityList": [
+                {"epcClass": lot("A"), "quantity": 200, "uom": "KGM"},
+                {"epcClass": lot("B"), "quantity": 200, "uom": "KGM"}],
+            "outputQuantityList": [{"epcClass": lot("MIX"), "quantity": 400, "uom": "KGM"}],
+            "readPoint": {"id": "urn:epc:id:sgln:4012345.00002.0"},
+        }),
+        serde_json::json!({
+            "type": "ObjectEvent", "eventTime": "2024-03-02T09:00:00Z",
+            "eventTimeZoneOffset": "+00:00", "action": "OBSERVE", "bizStep": "shipping",
+            "quantityList": [{"epcClass": lot("MIX"), "quantity": 400, "uom": "KGM"}],
+            "readPoint": {"id": "urn:epc:id:sgln:4012345.00002.0"},
+            "bizTransactionList": [{"type": "bol", "bizTransaction": "urn:epcglobal:cbv:bt:4012345000009:BOL7"}],
+        }),
+    ]));
+    let submit = |key: &str, args: &[&str]| {
+        let mut all = vec!["submit", "--node", url.as_str(), "--key", key];
+        all.extend_from_slice(args);
+        cli(dir, &all);
+    };
+    submit(
+        FARM_KEY,
+        &[
+            "create-shipment",
+            "--id",
+            SSCC,
+            "--product",
+            &format!("{},Salad mix,400,KGM", lot("MIX")),
+            "--min",
+            "2",
+            "--max",
+            "8",
+        ],
+    );
+    submit(FARM_KEY, &["ship", "--shipment", SSCC, "--to", "retailer"]);
+    submit(
+        "net/keys/retailer.admin.json",
+        &["receive", "--shipment", SSCC, "--final"],
+    );
+
+    let out = cli(
+        dir,
+        &[
+            "fsma",
+            "export",
+            "--node",
+            &url,
+            "--lot",
+            &lot("MIX"),
+            "--out",
+            "mix.csv",
+            "--xlsx",
+            "mix.xlsx",
+        ],
+    );
+    assert!(out.contains("records of 3 lot(s)"), "{out}");
+    let csv = std::fs::read_to_string(dir.join("mix.csv")).expect("csv");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines[0].starts_with("Event Date-Time (UTC),Critical Tracking Event,Traceability Lot Code")
+    );
+    let cte = |l: &str| l.split(',').nth(1).unwrap_or_default().to_string();
+    let ctes: Vec<String> = lines[1..].iter().map(|l| cte(l)).collect();
+    assert_eq!(
+        &ctes[..6],
+        [
+            "Harvesting",
+            "Harvesting",
+            "Transformation",
+            "Transformation",
+            "Transformation",
+            "Shipping"
+        ],
+        "{csv}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains(",Shipping,MIX,")
+            && l.contains("bol,urn:epcglobal:cbv:bt:4012345000009:BOL7")),
+        "{csv}"
+    );
+    // The native shipment: shipped and received, with the lot's quantity on it.
+    assert!(
+        lines.iter().any(|l| l.contains(",Receiving,MIX,")
+            && l.contains(",400,KGM,")
+            && l.contains(",retailer,")),
+        "{csv}"
+    );
+    let times: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').next().unwrap_or_default())
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted, "sorted by time");
+    let xlsx = std::fs::read(dir.join("mix.xlsx")).expect("xlsx");
+    assert!(xlsx.starts_with(b"PK\x03\x04"), "a zip container");
+    assert!(
+        xlsx.windows(24).any(|w| w == b"xl/worksheets/sheet1.xml"),
+        "with a worksheet"
+    );
+    // A window: only what happened from March 2 on.
+    cli(
+        dir,
+        &[
+            "fsma",
+            "export",
+            "--node",
+            &url,
+            "--lot",
+            &lot("MIX"),
+            "--from",
+            "2024-03-02T00:00:00Z",
+            "--out",
+            "late.csv",
+        ],
+    );
+    let late = std::fs::read_to_string(dir.join("late.csv")).expect("csv");
+    assert!(
+        late.lines().skip(1).all(|l| !l.contains("Harvesting")),
+        "{late}"
+    );
+    drop(node);
+}

@@ -33,6 +33,7 @@ pub mod containment;
 pub mod crypto;
 pub mod epcis;
 mod execute;
+pub mod fsma;
 pub mod genesis;
 pub mod identifiers;
 pub mod lineage;

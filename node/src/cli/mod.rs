@@ -6,6 +6,7 @@ mod bench;
 mod demo;
 mod devnet;
 mod epcis;
+mod fsma;
 mod keys;
 mod output;
 mod query;
@@ -53,6 +54,8 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Import EPCIS 2.0 documents as signed ledger events.
     Epcis(epcis::EpcisArgs),
+    /// FSMA 204 records of a traceability lot, as a sortable spreadsheet (CSV, .xlsx).
+    Fsma(fsma::FsmaArgs),
 }
 
 /// Where a node's gRPC API is.
@@ -82,6 +85,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::bench(a).await,
         Command::Audit(a) => audit::audit(a, json).await,
         Command::Epcis(a) => epcis::epcis(a, json).await,
+        Command::Fsma(a) => fsma::fsma(a, json).await,
     }
 }
 

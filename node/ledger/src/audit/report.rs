@@ -408,7 +408,7 @@ fn celsius(milli_c: i32) -> String {
 /// A field quoted if it needs to be (ids are printable, but a comma must not split it).
 /// A leading `=`, `+`, `-` or `@` is prefixed with `'` so that a spreadsheet never runs
 /// a device id as a formula (CSV injection).
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     let s = if s.starts_with(['=', '+', '-', '@']) {
         format!("'{s}")
     } else {
