@@ -11,8 +11,8 @@ use tracechain_node::{
     consortium,
     crypto::{Scheme, SecretKey},
     genesis::{
-        ContainmentRule, EventIdentity, Genesis, GenesisFile, LineageRule, MemberEntry, MktRule,
-        Role,
+        AttestationRule, ContainmentRule, EventIdentity, Genesis, GenesisFile, LineageRule,
+        MemberEntry, MktRule, Role,
     },
     node::{Node, NodeConfig},
     tx,
@@ -74,6 +74,7 @@ async fn consortium_started(
         epcis_event_identity: EventIdentity::CURRENT,
         containment: ContainmentRule::CURRENT,
         lineage: LineageRule::CURRENT,
+        attestation: AttestationRule::CURRENT,
         members: (0..n)
             .map(|i| MemberEntry {
                 id: ids[i].clone(),

@@ -1446,3 +1446,70 @@ async fn fsma_records_of_a_lot_and_its_inputs_as_a_sortable_spreadsheet() {
     );
     drop(node);
 }
+
+/// A logger platform's journey document, imported as is: the logger tied to the
+/// shipment by an AssociationEvent, then 12 hourly temperature reports with a 3-hour
+/// excursion. The shipment's twin gives their MKT and the excursion as member-attested
+/// evidence, apart from (here: without) device-signed readings.
+#[tokio::test]
+async fn a_journey_document_counts_as_attested_evidence_in_the_twin() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let node = farm_with_shipment(dir, "attested");
+    let url = node.url.clone();
+    let logger = "urn:epc:id:giai:4012345.777";
+    let celsius = [3.0, 3.5, 4.0, 7.5, 10.0, 12.5, 9.0, 6.0, 5.0, 4.5, 4.0, 3.5];
+    let reports: Vec<serde_json::Value> = celsius
+        .iter()
+        .enumerate()
+        .map(|(h, c)| {
+            serde_json::json!({"type": "gs1:Temperature", "value": c, "uom": "CEL",
+                "time": format!("2024-03-02T{h:02}:00:00Z")})
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument", "schemaVersion": "2.0",
+        "creationDate": "2024-03-02T12:00:00Z",
+        "epcisBody": {"eventList": [
+            {"type": "AssociationEvent", "eventTime": "2024-03-01T23:00:00Z",
+             "eventTimeZoneOffset": "+00:00", "action": "ADD", "bizStep": "installing",
+             "parentID": SSCC, "childEPCs": [logger]},
+            {"type": "ObjectEvent", "eventTime": "2024-03-02T11:00:00Z",
+             "eventTimeZoneOffset": "+00:00", "action": "OBSERVE", "bizStep": "sensor_reporting",
+             "epcList": [], "readPoint": {"id": "urn:epc:id:sgln:4012345.00001.0"},
+             "sensorElementList": [{"sensorMetadata": {"deviceID": logger}, "sensorReport": reports}]},
+        ]},
+    });
+    std::fs::write(dir.join("journey.json"), doc.to_string()).expect("write");
+    cli(
+        dir,
+        &[
+            "epcis",
+            "import",
+            "journey.json",
+            "--key",
+            FARM_KEY,
+            "--node",
+            &url,
+        ],
+    );
+    let twin: serde_json::Value = serde_json::from_str(&cli(
+        dir,
+        &["--json", "query", "--node", &url, "shipment", SSCC],
+    ))
+    .expect("json");
+    assert_eq!(twin["reading_count"], 0, "{twin}");
+    let a = &twin["attested"];
+    assert_eq!(a["reading_count"], 12, "{twin}");
+    assert_eq!(a["attested_by"], serde_json::json!(["farm"]));
+    let mkt = a["mkt_milli_c"].as_i64().expect("an MKT");
+    assert!((6_603..=6_605).contains(&mkt), "MKT {mkt}");
+    let excursions = a["excursions"].as_array().expect("excursions");
+    assert_eq!(excursions.len(), 1, "{twin}");
+    assert_eq!(excursions[0]["duration_ms"], 3 * 3_600_000);
+    assert_eq!(excursions[0]["peak_milli_c"], 12_500);
+    let text = cli(dir, &["query", "--node", &url, "shipment", SSCC]);
+    assert!(text.contains("(member-attested readings)"), "{text}");
+    drop(node);
+}

@@ -101,6 +101,12 @@ pub enum GenesisError {
         /// The number found.
         rule: i32,
     },
+    /// The attestation rule (in the protobuf form) is not a known rule.
+    #[error("invalid genesis: attestation rule {rule} is not a known rule")]
+    UnknownAttestationRule {
+        /// The number found.
+        rule: i32,
+    },
     /// A member's role number (in the protobuf form) is not a known role.
     #[error("invalid genesis: member {member}: role {role} is not a known role")]
     UnknownRoleNumber {
@@ -250,6 +256,36 @@ pub struct GenesisFile {
     /// them.
     #[serde(default)]
     pub lineage: LineageRule,
+    /// Whether imported sensor reports enter twins as member-attested readings. Absent
+    /// in files written before the choice existed, which keep only recording them.
+    #[serde(default)]
+    pub attestation: AttestationRule,
+}
+
+/// Whether imported EPCIS sensor reports count. Part of the genesis because it changes
+/// the state: a chain replays with the rule it was made with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttestationRule {
+    /// Recorded, not applied. The rule of chains made before the choice existed.
+    #[default]
+    None,
+    /// A logger tied to a shipment (by an AssociationEvent, or an event naming it) puts
+    /// its readings into the twin's member-attested record (`crate::attestation`). New
+    /// chains.
+    Twin,
+}
+
+impl AttestationRule {
+    /// The rule new chains get.
+    pub const CURRENT: AttestationRule = AttestationRule::Twin;
+
+    fn to_proto(self) -> pb::AttestationRule {
+        match self {
+            AttestationRule::None => pb::AttestationRule::None,
+            AttestationRule::Twin => pb::AttestationRule::Twin,
+        }
+    }
 }
 
 /// Whether the ledger follows lineage (EPCIS TransformationEvent inputs and outputs).
@@ -381,6 +417,7 @@ impl GenesisFile {
             epcis_event_identity: EventIdentity::CURRENT,
             containment: ContainmentRule::CURRENT,
             lineage: LineageRule::CURRENT,
+            attestation: AttestationRule::CURRENT,
             members: vec![MemberEntry {
                 id: "farm".into(),
                 name: "farm".into(),
@@ -567,6 +604,11 @@ impl Genesis {
         self.file.lineage
     }
 
+    /// Whether this chain applies imported sensor reports as attested readings.
+    pub fn attestation(&self) -> AttestationRule {
+        self.file.attestation
+    }
+
     /// blake3 of the encoded `pb::Genesis`: the parent hash of block 1.
     pub fn hash(&self) -> [u8; 32] {
         self.hash
@@ -623,6 +665,7 @@ impl Genesis {
             epcis_event_identity: self.file.epcis_event_identity.to_proto() as i32,
             containment: self.file.containment.to_proto() as i32,
             lineage: self.file.lineage.to_proto() as i32,
+            attestation: self.file.attestation.to_proto() as i32,
             members: self
                 .members
                 .iter()
@@ -700,6 +743,15 @@ impl Genesis {
             Ok(pb::LineageRule::Tracked) => LineageRule::Tracked,
             Err(_) => return Err(GenesisError::UnknownLineageRule { rule: g.lineage }),
         };
+        let attestation = match pb::AttestationRule::try_from(g.attestation) {
+            Ok(pb::AttestationRule::None) => AttestationRule::None,
+            Ok(pb::AttestationRule::Twin) => AttestationRule::Twin,
+            Err(_) => {
+                return Err(GenesisError::UnknownAttestationRule {
+                    rule: g.attestation,
+                });
+            }
+        };
         Self::from_file(GenesisFile {
             chain_id: g.chain_id.clone(),
             genesis_time_ms: g.genesis_time_ms,
@@ -709,6 +761,7 @@ impl Genesis {
             epcis_event_identity,
             containment,
             lineage,
+            attestation,
         })
     }
 
@@ -774,6 +827,7 @@ mod tests {
         file.epcis_event_identity = EventIdentity::None;
         file.containment = ContainmentRule::None;
         file.lineage = LineageRule::None;
+        file.attestation = AttestationRule::None;
         let toml = toml::to_string(&file).expect("toml");
         let legacy: String = toml
             .lines()
@@ -782,6 +836,7 @@ mod tests {
                     && !l.starts_with("epcis_event_identity")
                     && !l.starts_with("containment")
                     && !l.starts_with("lineage")
+                    && !l.starts_with("attestation")
             })
             .map(|l| format!("{l}\n"))
             .collect();
@@ -796,12 +851,17 @@ mod tests {
         assert_eq!(proto.containment, 0);
         assert_eq!(old.containment(), ContainmentRule::None);
         assert_eq!((proto.lineage, old.lineage()), (0, LineageRule::None));
+        assert_eq!(
+            (proto.attestation, old.attestation()),
+            (0, AttestationRule::None)
+        );
         assert_eq!(old.hash(), *blake3::hash(&proto.encode_to_vec()).as_bytes());
         let new = Genesis::from_file(two_members()).expect("valid");
         assert_eq!(new.mkt_rule(), MktRule::FirstReadingToNext);
         assert_eq!(new.epcis_event_identity(), EventIdentity::Cbv2Hash);
         assert_eq!(new.containment(), ContainmentRule::Tracked);
         assert_eq!(new.lineage(), LineageRule::Tracked);
+        assert_eq!(new.attestation(), AttestationRule::Twin);
         assert_ne!(new.hash(), old.hash());
         assert!(
             new.to_toml()

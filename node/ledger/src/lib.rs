@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod attestation;
 pub mod audit;
 pub mod block;
 pub mod certificate;

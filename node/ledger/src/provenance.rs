@@ -584,7 +584,8 @@ mod tests {
 
     use super::*;
     use crate::genesis::{
-        ContainmentRule, EventIdentity, GenesisFile, LineageRule, MemberEntry, MktRule, Role,
+        AttestationRule, ContainmentRule, EventIdentity, GenesisFile, LineageRule, MemberEntry,
+        MktRule, Role,
     };
 
     fn genesis(prefixes: &[(&str, &[&str])]) -> Genesis {
@@ -619,6 +620,7 @@ mod tests {
             epcis_event_identity: EventIdentity::CURRENT,
             containment: ContainmentRule::CURRENT,
             lineage: LineageRule::CURRENT,
+            attestation: AttestationRule::CURRENT,
         })
         .expect("genesis")
     }
@@ -925,7 +927,8 @@ mod product_tests {
 
     use super::*;
     use crate::genesis::{
-        ContainmentRule, EventIdentity, GenesisFile, LineageRule, MemberEntry, MktRule, Role,
+        AttestationRule, ContainmentRule, EventIdentity, GenesisFile, LineageRule, MemberEntry,
+        MktRule, Role,
     };
 
     fn genesis() -> Genesis {
@@ -954,6 +957,7 @@ mod product_tests {
             epcis_event_identity: EventIdentity::CURRENT,
             containment: ContainmentRule::CURRENT,
             lineage: LineageRule::CURRENT,
+            attestation: AttestationRule::CURRENT,
         })
         .expect("genesis")
     }

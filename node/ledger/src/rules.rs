@@ -6,9 +6,9 @@
 use tracechain_proto::v1::{self as pb, ResultCode as Code, tx_body::Action};
 
 use crate::{
-    BlockContext, Rejection, containment,
+    BlockContext, Rejection, attestation, containment,
     epcis::hash,
-    genesis::{ContainmentRule, EventIdentity, Genesis, LineageRule, Role},
+    genesis::{AttestationRule, ContainmentRule, EventIdentity, Genesis, LineageRule, Role},
     lineage,
     state::{self, StateError, TxState},
     twin,
@@ -637,19 +637,23 @@ fn record_epcis_event(
     {
         rule!(lineage::apply(st, &t)?);
     }
+    // Shipments this event changes besides those it names as written: the one a logger
+    // is tied to, those its readings count for (docs/API.md).
+    let mut changed: Vec<String> = Vec::new();
+    if genesis.attestation() == AttestationRule::Twin {
+        changed.extend(rule!(attestation::associate(st, ctx, signer, a)?));
+        changed.extend(attestation::attest(genesis, st, signer, a)?);
+    }
     let mut history = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
-    for epc in &a.epcs {
-        if !seen.insert(epc.as_str()) {
-            continue;
-        }
-        let Some(s) = state::shipment(st, epc)? else {
+    for id in a.epcs.iter().chain(&changed) {
+        let Some(s) = state::shipment(st, id)? else {
             continue;
         };
-        let party = [&s.creator, &s.owner, &s.custodian, &s.consignee]
-            .iter()
-            .any(|p| p.as_str() == signer);
-        if !party || s.status == pb::ShipmentStatus::Delivered as i32 {
+        if !seen.insert(s.shipment_id.clone()) {
+            continue;
+        }
+        if !attestation::party(&s, signer) || s.status == pb::ShipmentStatus::Delivered as i32 {
             continue;
         }
         history.extend(record_event(st, s, ""));

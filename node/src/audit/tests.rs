@@ -14,8 +14,8 @@ use super::{
 use crate::{
     crypto::{Scheme, SecretKey},
     genesis::{
-        ContainmentRule, EventIdentity, Genesis, GenesisFile, LineageRule, MemberEntry, MktRule,
-        Role,
+        AttestationRule, ContainmentRule, EventIdentity, Genesis, GenesisFile, LineageRule,
+        MemberEntry, MktRule, Role,
     },
     node::{Node, NodeConfig},
     tx,
@@ -181,6 +181,7 @@ async fn run_as(final_delivery: bool, keys: u8) -> Run {
         epcis_event_identity: EventIdentity::CURRENT,
         containment: ContainmentRule::CURRENT,
         lineage: LineageRule::CURRENT,
+        attestation: AttestationRule::CURRENT,
         members: vec![
             member("farm", Role::Producer, 21 + keys, &farm, true),
             member("carrier", Role::Carrier, 22 + keys, &carrier, false),
@@ -590,6 +591,7 @@ async fn a_block_committed_in_a_later_view_than_its_header_verifies() {
         epcis_event_identity: EventIdentity::CURRENT,
         containment: ContainmentRule::CURRENT,
         lineage: LineageRule::CURRENT,
+        attestation: AttestationRule::CURRENT,
         members: vec![member("farm", Role::Producer, 21, &farm, true)],
     })
     .expect("genesis");

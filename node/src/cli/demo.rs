@@ -17,8 +17,8 @@ use super::{output, run};
 use crate::{
     crypto::{Scheme, SecretKey},
     genesis::{
-        ContainmentRule, EventIdentity, Genesis, GenesisFile, LineageRule, MemberEntry, MktRule,
-        Role,
+        AttestationRule, ContainmentRule, EventIdentity, Genesis, GenesisFile, LineageRule,
+        MemberEntry, MktRule, Role,
     },
     node::{Node, NodeConfig},
     tx,
@@ -207,6 +207,7 @@ pub(super) async fn demo(a: DemoArgs) -> anyhow::Result<()> {
         epcis_event_identity: EventIdentity::CURRENT,
         containment: ContainmentRule::CURRENT,
         lineage: LineageRule::CURRENT,
+        attestation: AttestationRule::CURRENT,
         members,
     })?;
     let SecretKey::Ed25519(node_signing) = node_key else {

@@ -20,8 +20,8 @@ use super::{demo, output, run};
 use crate::{
     crypto::{KeyFile, KeyKind, Scheme, SecretKey},
     genesis::{
-        ContainmentRule, EventIdentity, Genesis, GenesisFile, LineageRule, MemberEntry, MktRule,
-        Role,
+        AttestationRule, ContainmentRule, EventIdentity, Genesis, GenesisFile, LineageRule,
+        MemberEntry, MktRule, Role,
     },
 };
 
@@ -132,6 +132,7 @@ pub(super) fn write_consortium(dir: &Path, grpc_port: u16, p2p_port: u16) -> any
         epcis_event_identity: EventIdentity::CURRENT,
         containment: ContainmentRule::CURRENT,
         lineage: LineageRule::CURRENT,
+        attestation: AttestationRule::CURRENT,
         members: entries,
     })?;
     std::fs::write(dir.join("genesis.toml"), genesis.to_toml())?;

@@ -9,8 +9,8 @@ use super::ensure_parent;
 use crate::{
     crypto::{KeyFile, KeyKind, Scheme, SecretKey},
     genesis::{
-        ContainmentRule, EventIdentity, Genesis, GenesisFile, LineageRule, MemberEntry, MktRule,
-        Role,
+        AttestationRule, ContainmentRule, EventIdentity, Genesis, GenesisFile, LineageRule,
+        MemberEntry, MktRule, Role,
     },
 };
 
@@ -173,6 +173,7 @@ pub(super) fn genesis(a: GenesisArgs, json: bool) -> anyhow::Result<()> {
         epcis_event_identity: EventIdentity::CURRENT,
         containment: ContainmentRule::CURRENT,
         lineage: LineageRule::CURRENT,
+        attestation: AttestationRule::CURRENT,
         members: entries,
     })?;
     std::fs::write(&genesis_path, genesis.to_toml())?;

@@ -112,7 +112,23 @@ pub(crate) fn twin_json(t: &pb::ShipmentTwin) -> Value {
         })).collect::<Vec<_>>(),
         "verdict": verdict_name(t.verdict),
         "reasons": t.reasons,
+        "evidence": "device-signed readings",
         "event_count": t.event_count,
+        "attested": t.attested.as_deref().map(|a| json!({
+            "evidence": "member-attested readings (imported sensor reports)",
+            "attested_by": t.attested_by,
+            "reading_count": a.reading_count,
+            "min_milli_c": a.min_milli_c,
+            "max_milli_c": a.max_milli_c,
+            "mkt_milli_c": a.mkt_milli_c,
+            "excursion_ms_total": a.excursion_ms_total,
+            "excursions": a.excursions.iter().map(|e| json!({
+                "start_ms": e.start_ms, "end_ms": e.end_ms, "duration_ms": e.duration_ms,
+                "peak_milli_c": e.peak_milli_c, "device_id": e.device_id, "open": e.open,
+            })).collect::<Vec<_>>(),
+            "verdict": verdict_name(a.verdict),
+            "reasons": a.reasons,
+        })),
     })
 }
 
@@ -175,9 +191,31 @@ pub(crate) fn print_twin(t: &pb::ShipmentTwin) {
             e.device_id
         );
     }
-    println!("verdict    {}", verdict_name(t.verdict));
+    println!(
+        "verdict    {} (device-signed readings)",
+        verdict_name(t.verdict)
+    );
     for r in &t.reasons {
         println!("  - {r}");
+    }
+    if let Some(a) = t.attested.as_deref() {
+        println!(
+            "attested   {} reading(s) reported by {} (min {}, max {}, MKT {}), {} excursion(s) totalling {}",
+            a.reading_count,
+            t.attested_by.join(", "),
+            opt_c(a.min_milli_c),
+            opt_c(a.max_milli_c),
+            opt_c(a.mkt_milli_c),
+            a.excursions.len(),
+            minutes(a.excursion_ms_total)
+        );
+        println!(
+            "           verdict {} (member-attested readings)",
+            verdict_name(a.verdict)
+        );
+        for r in &a.reasons {
+            println!("  - {r}");
+        }
     }
 }
 

@@ -8,7 +8,8 @@ use super::*;
 use crate::{
     crypto::{Scheme, SecretKey},
     genesis::{
-        ContainmentRule, EventIdentity, GenesisFile, LineageRule, MemberEntry, MktRule, Role,
+        AttestationRule, ContainmentRule, EventIdentity, GenesisFile, LineageRule, MemberEntry,
+        MktRule, Role,
     },
     state::MemoryState,
     tx::{self, CheckedTx},
@@ -49,6 +50,7 @@ impl World {
             epcis_event_identity,
             ContainmentRule::CURRENT,
             LineageRule::CURRENT,
+            AttestationRule::CURRENT,
         )
     }
 
@@ -58,6 +60,7 @@ impl World {
         epcis_event_identity: EventIdentity,
         containment: ContainmentRule,
         lineage: LineageRule,
+        attestation: AttestationRule,
     ) -> Self {
         let roles = [
             ("farm", Role::Producer),
@@ -94,6 +97,7 @@ impl World {
             epcis_event_identity,
             containment,
             lineage,
+            attestation,
             members,
         })
         .expect("valid genesis");
@@ -1176,6 +1180,7 @@ fn a_chain_without_the_containment_rule_does_not_follow_packing() {
         EventIdentity::CURRENT,
         ContainmentRule::None,
         LineageRule::CURRENT,
+        AttestationRule::CURRENT,
     );
     let tx = w.member_tx("farm", aggregation("ADD", PALLET, &[CASE_A], 1));
     w.ok(tx);
@@ -1303,10 +1308,173 @@ fn a_chain_without_the_lineage_rule_does_not_follow_transformations() {
         EventIdentity::CURRENT,
         ContainmentRule::CURRENT,
         LineageRule::None,
+        AttestationRule::CURRENT,
     );
     let tx = w.member_tx("farm", transformation(&[LOT_A], &[MIX], 1));
     w.ok(tx);
     let tx = w.member_tx("farm", transformation(&[MIX], &[LOT_A], 2));
     w.ok(tx);
     assert!(w.state_snapshot().keys().all(|k| !k.starts_with(b"l/")));
+}
+
+// ---- member-attested sensor data ---------------------------------------------------
+
+const LOGGER: &str = "urn:epc:id:giai:4012345.777";
+
+/// An AssociationEvent `action` tying LOGGER to `parent`.
+fn association(action: &str, parent: &str) -> Action {
+    Action::RecordEpcisEvent(pb::RecordEpcisEvent {
+        event_type: pb::EpcisEventType::Association as i32,
+        event_time_ms: T0,
+        action: action.into(),
+        biz_step: "installing".into(),
+        epcs: vec![parent.into(), LOGGER.into()],
+        event_json: serde_json::json!({
+            "type": "AssociationEvent", "eventTime": "2024-03-02T00:00:00Z",
+            "eventTimeZoneOffset": "+00:00", "action": action, "bizStep": "installing",
+            "parentID": parent, "childEPCs": [LOGGER],
+        })
+        .to_string(),
+        ..Default::default()
+    })
+}
+
+/// An ObjectEvent with LOGGER's temperature reports, one per hour from `first_hour`,
+/// naming nothing but a place (so only the association ties them to a shipment).
+fn journey(celsius: &[&str], first_hour: i64) -> Action {
+    let readings: Vec<pb::EpcisSensorReading> = celsius
+        .iter()
+        .enumerate()
+        .map(|(i, c)| pb::EpcisSensorReading {
+            r#type: "gs1:Temperature".into(),
+            uom: "CEL".into(),
+            value_micro: Some(crate::units::parse_fixed(c, 6).expect("a number")),
+            time_ms: T0 + (first_hour + i as i64) * 60 * MIN,
+            device_id: LOGGER.into(),
+            ..Default::default()
+        })
+        .collect();
+    Action::RecordEpcisEvent(pb::RecordEpcisEvent {
+        event_type: pb::EpcisEventType::Object as i32,
+        event_time_ms: T0,
+        action: "OBSERVE".into(),
+        biz_step: "sensor_reporting".into(),
+        read_point: "urn:epc:id:sgln:4012345.00001.0".into(),
+        sensor_readings: readings,
+        event_json: serde_json::json!({
+            "type": "ObjectEvent", "eventTime": format!("2024-03-02T{first_hour:02}:00:00Z"),
+            "eventTimeZoneOffset": "+00:00", "action": "OBSERVE", "bizStep": "sensor_reporting",
+            "epcList": [], "readPoint": {"id": "urn:epc:id:sgln:4012345.00001.0"},
+            "sensorElementList": [{"sensorReport": celsius}],
+        })
+        .to_string(),
+        ..Default::default()
+    })
+}
+
+fn shipment_without_gap_limit(w: &mut World) {
+    let mut action = create(S, &[]);
+    if let Action::CreateShipment(c) = &mut action
+        && let Some(p) = c.policy.as_mut()
+    {
+        p.max_reading_gap_minutes = 0;
+    }
+    let tx = w.member_tx("farm", action);
+    w.ok(tx);
+}
+
+/// DOMAIN.md's journey of 12 hourly readings with a 3-hour excursion, imported as a
+/// document by a party to the shipment through a logger tied to it: the twin's attested
+/// record gives the MKT and the excursion from the document alone, and the device-signed
+/// record stays empty. A member that is no party can neither tie a logger to the
+/// shipment nor attest its temperatures; a document sent again changes nothing.
+#[test]
+fn a_journey_document_gives_its_mkt_and_excursion_as_attested_evidence() {
+    let mut w = World::new();
+    shipment_without_gap_limit(&mut w);
+    refused(
+        &mut w,
+        "retailer",
+        association("ADD", S),
+        Code::NotCustodian,
+        "only a party to shipment",
+    );
+    let tx = w.member_tx("farm", association("ADD", S));
+    let r = w.run_results(vec![tx]);
+    assert_eq!(r[0].code, Code::Ok as i32, "{}", r[0].message);
+    assert_eq!(
+        r[0].history.len(),
+        1,
+        "the association joins the shipment's history"
+    );
+    let hours = [
+        "3.0", "3.5", "4.0", "7.5", "10.0", "12.5", "9.0", "6.0", "5.0", "4.5", "4.0", "3.5",
+    ];
+    let tx = w.member_tx("farm", journey(&hours, 0));
+    let r = w.run_results(vec![tx]);
+    assert_eq!(r[0].code, Code::Ok as i32, "{}", r[0].message);
+    assert_eq!(r[0].history.len(), 1, "the readings' event joins it too");
+    let twin = w.twin(S);
+    assert_eq!(twin.reading_count, 0, "no device-signed reading");
+    assert_eq!(twin.attested_by, ["farm"]);
+    let attested = twin.attested.as_deref().expect("an attested record");
+    assert_eq!(attested.reading_count, 12);
+    // USP <1079.2> over the 12 readings: 6.604 °C.
+    let mkt = attested.mkt_milli_c.expect("an MKT");
+    assert!((6_603..=6_605).contains(&mkt), "MKT {mkt}");
+    assert_eq!(attested.excursions.len(), 1);
+    let x = &attested.excursions[0];
+    assert_eq!(
+        (x.start_ms, x.end_ms, x.duration_ms, x.peak_milli_c),
+        (T0 + 4 * 60 * MIN, T0 + 7 * 60 * MIN, 3 * 3_600_000, 12_500)
+    );
+    assert_eq!(attested.verdict, pb::Verdict::NonConformant as i32);
+    assert!(
+        attested.reasons[0].contains("excursion budget exceeded"),
+        "{:?}",
+        attested.reasons
+    );
+
+    // The same document again: every reading is at or before the logger's last.
+    let tx = w.member_tx("farm", journey(&hours, 0));
+    let _ = w.run_results(vec![tx]);
+    assert_eq!(
+        w.twin(S).attested.as_deref().map(|a| a.reading_count),
+        Some(12)
+    );
+    // A member that is no party: its reports do not count.
+    let tx = w.member_tx("retailer", journey(&["20.0"], 20));
+    w.ok(tx);
+    assert_eq!(
+        w.twin(S).attested.as_deref().map(|a| a.reading_count),
+        Some(12)
+    );
+    // Untied, the logger's next reports count for nothing.
+    let tx = w.member_tx("farm", association("DELETE", S));
+    w.ok(tx);
+    let tx = w.member_tx("farm", journey(&["5.0"], 30));
+    w.ok(tx);
+    assert_eq!(
+        w.twin(S).attested.as_deref().map(|a| a.reading_count),
+        Some(12)
+    );
+}
+
+/// A chain made before the attestation rule records imported sensor reports without
+/// applying them.
+#[test]
+fn a_chain_without_the_attestation_rule_does_not_apply_imported_readings() {
+    let mut w = World::with_all_rules(
+        MktRule::CURRENT,
+        EventIdentity::CURRENT,
+        ContainmentRule::CURRENT,
+        LineageRule::CURRENT,
+        AttestationRule::None,
+    );
+    shipment_without_gap_limit(&mut w);
+    let tx = w.member_tx("farm", association("ADD", S));
+    w.ok(tx);
+    let tx = w.member_tx("farm", journey(&["3.0", "4.0"], 0));
+    w.ok(tx);
+    assert!(w.twin(S).attested.is_none());
 }
