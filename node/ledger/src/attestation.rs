@@ -147,30 +147,39 @@ pub(crate) fn attest(
         return Ok(Vec::new());
     }
     readings.sort_by_key(|(r, _)| r.time_ms);
-    let named: Vec<String> = e.epcs.clone();
+    // The shipments the event names, looked up once (an event may name many things),
+    // and each logger's, once per logger.
+    let mut named: Vec<String> = Vec::new();
+    for id in &e.epcs {
+        if let Some(s) = shipment_of(st, id)?
+            && !named.contains(&s.shipment_id)
+        {
+            named.push(s.shipment_id);
+        }
+    }
+    let mut tied: std::collections::BTreeMap<String, Option<String>> = Default::default();
     let mut touched: Vec<String> = Vec::new();
     for (r, milli) in readings {
-        let device = if r.device_id.is_empty() {
-            String::new()
-        } else {
-            identifiers::key(&r.device_id)
-        };
-        let mut targets: Vec<pb::ShipmentTwin> = Vec::new();
-        for id in &named {
-            if let Some(s) = shipment_of(st, id)? {
-                targets.push(s);
+        let mut targets: Vec<String> = named.clone();
+        if !r.device_id.is_empty() {
+            let device = identifiers::key(&r.device_id);
+            if !tied.contains_key(&device) {
+                let shipment = match st.read::<pb::Association>(&association_key(&device))? {
+                    Some(a) if !a.container.is_empty() => {
+                        shipment_of(st, &a.container_id)?.map(|s| s.shipment_id)
+                    }
+                    _ => None,
+                };
+                tied.insert(device.clone(), shipment);
             }
+            targets.extend(tied.get(&device).cloned().flatten());
         }
-        if !device.is_empty()
-            && let Some(a) = st.read::<pb::Association>(&association_key(&device))?
-            && !a.container.is_empty()
-            && let Some(s) = shipment_of(st, &a.container_id)?
-        {
-            targets.push(s);
-        }
-        targets.sort_by(|a, b| a.shipment_id.cmp(&b.shipment_id));
-        targets.dedup_by(|a, b| a.shipment_id == b.shipment_id);
-        for mut s in targets {
+        targets.sort();
+        targets.dedup();
+        for id in targets {
+            let Some(mut s) = state::shipment(st, &id)? else {
+                continue;
+            };
             if !party(&s, signer) || s.status == pb::ShipmentStatus::Delivered as i32 {
                 continue;
             }

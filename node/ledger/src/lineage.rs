@@ -3,11 +3,13 @@
 //! ([`crate::identifiers::key`]).
 //!
 //! Under the genesis rule [`LineageRule::Tracked`](crate::genesis::LineageRule::Tracked)
-//! the state keeps each output's inputs (`l/<key>`, [`pb::Lineage`]) and refuses, with
-//! [`pb::ResultCode::LineageConflict`] and changing nothing, a transformation that would
-//! make something from itself: an output among its own inputs, or among their ancestors
-//! (a cycle); the ancestors are walked up to [`MAX_ANCESTORS`], and inputs whose lineage
-//! is larger are refused as too large to check rather than accepted unchecked.
+//! the state keeps each output's inputs (`l/<key>`, [`pb::Lineage`]) and whether it was
+//! ever an input, and refuses, with [`pb::ResultCode::LineageConflict`] and changing
+//! nothing, a transformation that would make something from itself: an output among its
+//! own inputs, or among their ancestors (a cycle). Only an output that was already an
+//! input somewhere (one with descendants) can close a cycle, so only then are the inputs'
+//! ancestors walked, up to [`MAX_ANCESTORS`]; inputs whose lineage is larger are refused
+//! as too large to check rather than accepted unchecked.
 //!
 //! Every chain indexes each transformation under its outputs (`t/<key>`: what made it)
 //! and its inputs (`o/<key>`: what used it), so lineage is answered both ways from the
@@ -25,8 +27,10 @@ use crate::{
 
 /// Most inputs kept for one output (over all the transformations that made it).
 pub const MAX_INPUTS: usize = 1_000;
-/// Most ancestors a transformation's cycle check walks.
-pub const MAX_ANCESTORS: usize = 10_000;
+/// Most ancestors a transformation's cycle check walks: one state read each, so this
+/// bounds what one transaction costs every node (a member could otherwise make each of
+/// its transformations walk an arbitrarily large lineage).
+pub const MAX_ANCESTORS: usize = 1_000;
 
 /// A transformation's inputs and outputs, as identifier keys, each once, sorted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -91,7 +95,54 @@ pub(crate) fn apply(
             "{both} is both an input and an output: it would be made from itself"
         )));
     }
-    // Walk the inputs' ancestors; an output among them closes a cycle.
+    // An output nothing was made from yet has no descendants: it closes no cycle.
+    let mut reused = false;
+    for output in &t.outputs {
+        reused |= st
+            .read::<pb::Lineage>(&state::lineage_key(output))?
+            .is_some_and(|l| l.consumed);
+    }
+    if reused && let Err(r) = no_cycle(st, t)? {
+        return Ok(Err(r));
+    }
+    for input in &t.inputs {
+        let key = state::lineage_key(input);
+        let mut lineage = st
+            .read::<pb::Lineage>(&key)?
+            .unwrap_or_else(|| pb::Lineage {
+                key: input.clone(),
+                ..Default::default()
+            });
+        if !lineage.consumed {
+            lineage.consumed = true;
+            st.write(key, lineage);
+        }
+    }
+    for output in &t.outputs {
+        let key = state::lineage_key(output);
+        let mut lineage = st
+            .read::<pb::Lineage>(&key)?
+            .unwrap_or_else(|| pb::Lineage {
+                key: output.clone(),
+                ..Default::default()
+            });
+        for input in &t.inputs {
+            if let Err(at) = lineage.inputs.binary_search(input) {
+                lineage.inputs.insert(at, input.clone());
+            }
+        }
+        if lineage.inputs.len() > MAX_INPUTS {
+            return Ok(conflict(format!(
+                "{output} would be made from more than {MAX_INPUTS} inputs"
+            )));
+        }
+        st.write(key, lineage);
+    }
+    Ok(Ok(()))
+}
+
+/// Walks the inputs' ancestors: an output among them closes a cycle.
+fn no_cycle(st: &TxState<'_>, t: &Transformation) -> Result<Result<(), Rejection>, StateError> {
     let mut seen: BTreeSet<String> = t.inputs.iter().cloned().collect();
     let mut queue: Vec<String> = t.inputs.clone();
     while let Some(key) = queue.pop() {
@@ -115,26 +166,6 @@ pub(crate) fn apply(
                 queue.push(input);
             }
         }
-    }
-    for output in &t.outputs {
-        let key = state::lineage_key(output);
-        let mut lineage = st
-            .read::<pb::Lineage>(&key)?
-            .unwrap_or_else(|| pb::Lineage {
-                key: output.clone(),
-                inputs: Vec::new(),
-            });
-        for input in &t.inputs {
-            if let Err(at) = lineage.inputs.binary_search(input) {
-                lineage.inputs.insert(at, input.clone());
-            }
-        }
-        if lineage.inputs.len() > MAX_INPUTS {
-            return Ok(conflict(format!(
-                "{output} would be made from more than {MAX_INPUTS} inputs"
-            )));
-        }
-        st.write(key, lineage);
     }
     Ok(Ok(()))
 }

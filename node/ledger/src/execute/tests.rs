@@ -1478,3 +1478,36 @@ fn a_chain_without_the_attestation_rule_does_not_apply_imported_readings() {
     w.ok(tx);
     assert!(w.twin(S).attested.is_none());
 }
+
+/// New outputs need no cycle check, so lineages grow without bound; re-making a lot that
+/// was already used, from inputs whose lineage is larger than the check walks, is
+/// refused as too large to check, not accepted unchecked: each transformation's cost to
+/// every node stays bounded.
+#[test]
+fn a_lineage_too_large_to_check_is_refused() {
+    let mut w = World::new();
+    let lot = |i: usize| format!("urn:epc:class:lgtin:4012345.011111.L{i}");
+    let side = |i: usize| format!("urn:epc:class:lgtin:4012345.011111.R{i}");
+    let txs: Vec<_> = (1..=1200)
+        .map(|i| {
+            let action = transformation(&[&lot(i - 1), &side(i)], &[&lot(i)], 1);
+            w.member_tx("farm", action)
+        })
+        .collect();
+    let results = w.run(txs);
+    assert!(
+        results.iter().all(|(c, _)| *c == Code::Ok),
+        "{:?}",
+        results.last()
+    );
+    refused(
+        &mut w,
+        "farm",
+        transformation(&[&lot(1200)], &[&lot(0)], 2),
+        Code::LineageConflict,
+        "more than 1000 ancestors: too many to check",
+    );
+    // A new lot from the same inputs is no cycle and needs no walk.
+    let tx = w.member_tx("farm", transformation(&[&lot(1200)], &[&lot(1201)], 2));
+    w.ok(tx);
+}
