@@ -232,11 +232,13 @@ fn candidates(
     // A key that filled its budget may have more entries after its last one: positions
     // beyond the earliest such last entry wait for the next page.
     let mut horizon: Option<Position> = None;
+    // The budget is shared by the keys, so a query of many identifiers reads no more.
+    let per_key = (SCAN_BUDGET / keys.len().max(1)).max(1);
     for key in keys {
         let prefix = state::identifier_prefix(key);
         let from = state::entry_key(prefix.clone(), start.0, start.1);
-        let entries = store.scan_index_from(&prefix, &from, SCAN_BUDGET)?;
-        let full = entries.len() == SCAN_BUDGET;
+        let entries = store.scan_index_from(&prefix, &from, per_key)?;
+        let full = entries.len() == per_key;
         let mut last = None;
         for (k, _) in entries {
             let p = position(&prefix, &k)?;

@@ -29,6 +29,10 @@ pub const PARAMETERS: &[&str] = &[
     "LT_recordTime",
 ];
 
+/// Most values one query may give, over all its parameters: each identifier value is an
+/// index to read.
+pub const MAX_VALUES: usize = 1_000;
+
 /// The EPCIS 2.0 event types.
 const EVENT_TYPES: &[&str] = &[
     "ObjectEvent",
@@ -103,6 +107,14 @@ impl Query {
     /// refused naming the parameter.
     pub fn parse(params: &[(String, Vec<String>)]) -> Result<Query, QueryError> {
         let mut q = Query::default();
+        let total: usize = params.iter().map(|(_, v)| v.len()).sum();
+        if total > MAX_VALUES {
+            let name = params.first().map_or("", |(n, _)| n.as_str());
+            return Err(bad(
+                name,
+                format!("the query gives {total} values, more than the {MAX_VALUES} one query may"),
+            ));
+        }
         for (name, values) in params {
             let name = name.as_str();
             if values.is_empty() {
@@ -398,6 +410,11 @@ mod tests {
                 "is not an EPCIS event type",
             ),
             ("EQ_bizStep", vec![], "has no value"),
+            (
+                "EQ_bizStep",
+                vec!["packing"; MAX_VALUES + 1],
+                "more than the 1000 one query may",
+            ),
         ] {
             let err = Query::parse(&[(
                 name.to_string(),
