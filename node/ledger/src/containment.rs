@@ -258,8 +258,9 @@ pub(crate) fn apply(
             }
         }
         Packing::Delete => {
-            let children: Vec<String> = if change.children.is_empty() {
-                held.children.clone()
+            // Each thing once, whatever forms of its id the event lists.
+            let children: std::collections::BTreeSet<String> = if change.children.is_empty() {
+                held.children.iter().cloned().collect()
             } else {
                 change
                     .children

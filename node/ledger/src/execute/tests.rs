@@ -1057,8 +1057,9 @@ fn aggregation_events_pack_and_unpack_and_contradictions_are_refused() {
         "needs a parentID",
     );
 
-    // Out by its Digital Link, then into the other pallet.
-    let tx = w.member_tx("farm", aggregation("DELETE", PALLET, &[a_link], 20));
+    // Out by its Digital Link (and its URN: one thing, listed twice), then into the
+    // other pallet.
+    let tx = w.member_tx("farm", aggregation("DELETE", PALLET, &[a_link, CASE_A], 20));
     w.ok(tx);
     assert_eq!(w.containment(CASE_A).parent, "");
     let closed = &w.containment(CASE_A).periods[0];
