@@ -59,13 +59,14 @@ pub(crate) fn associate(
     ctx: BlockContext,
     signer: &str,
     e: &pb::RecordEpcisEvent,
+    event: Option<&Value>,
 ) -> Result<Result<Option<String>, Rejection>, StateError> {
     if e.event_type != pb::EpcisEventType::Association as i32
         || !(e.action == "ADD" || e.action == "DELETE")
     {
         return Ok(Ok(None));
     }
-    let Ok(event) = serde_json::from_str::<Value>(&e.event_json) else {
+    let Some(event) = event else {
         return Ok(Err(Rejection::new(
             Code::InvalidArgument,
             "the event's JSON does not parse",

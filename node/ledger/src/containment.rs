@@ -73,6 +73,16 @@ fn conflict<T>(message: impl Into<String>) -> Result<T, Rejection> {
 /// for anything else (OBSERVE, other event types, an ADD of quantities only). An ADD or
 /// DELETE without a parentID is refused.
 pub fn of_event(e: &pb::RecordEpcisEvent, block_time_ms: i64) -> Result<Option<Change>, Rejection> {
+    let event = serde_json::from_str::<Value>(&e.event_json).ok();
+    change(e, event.as_ref(), block_time_ms)
+}
+
+/// [`of_event`] with the event's JSON already parsed (`None`: it does not parse).
+pub fn change(
+    e: &pb::RecordEpcisEvent,
+    event: Option<&Value>,
+    block_time_ms: i64,
+) -> Result<Option<Change>, Rejection> {
     if e.event_type != pb::EpcisEventType::Aggregation as i32 {
         return Ok(None);
     }
@@ -81,7 +91,7 @@ pub fn of_event(e: &pb::RecordEpcisEvent, block_time_ms: i64) -> Result<Option<C
         "DELETE" => Packing::Delete,
         _ => return Ok(None),
     };
-    let Ok(event) = serde_json::from_str::<Value>(&e.event_json) else {
+    let Some(event) = event else {
         return Err(Rejection::new(
             Code::InvalidArgument,
             "the event's JSON does not parse",

@@ -63,9 +63,18 @@ pub fn of_event(e: &pb::RecordEpcisEvent) -> Option<Transformation> {
         return None;
     }
     let event: Value = serde_json::from_str(&e.event_json).ok()?;
+    of_json(e, Some(&event))
+}
+
+/// [`of_event`] with the event's JSON already parsed (`None`: it does not parse).
+pub fn of_json(e: &pb::RecordEpcisEvent, event: Option<&Value>) -> Option<Transformation> {
+    if e.event_type != pb::EpcisEventType::Transformation as i32 {
+        return None;
+    }
+    let event = event?;
     Some(Transformation {
-        inputs: keys(&event, "inputEPCList", "inputQuantityList"),
-        outputs: keys(&event, "outputEPCList", "outputQuantityList"),
+        inputs: keys(event, "inputEPCList", "inputQuantityList"),
+        outputs: keys(event, "outputEPCList", "outputQuantityList"),
     })
 }
 

@@ -595,8 +595,15 @@ fn record_epcis_event(
     a: &pb::RecordEpcisEvent,
 ) -> Result<Outcome, StateError> {
     let signer = tx.signer.id.as_str();
+    // The event's JSON, parsed once for every rule that reads it.
+    let parsed = serde_json::from_str::<serde_json::Value>(&a.event_json);
+    let event = parsed.as_ref().ok();
     if genesis.epcis_event_identity() == EventIdentity::Cbv2Hash {
-        let event_hash = match hash::recorded_event_hash(&a.event_json) {
+        let hashed = match &parsed {
+            Ok(v) => hash::recorded_event_hash_of(v),
+            Err(e) => Err(hash::HashError::NotJson(e.to_string())),
+        };
+        let event_hash = match hashed {
             Ok(h) => h,
             Err(e) => {
                 return Ok(reject(
@@ -628,12 +635,12 @@ fn record_epcis_event(
         );
     }
     if genesis.containment() == ContainmentRule::Tracked
-        && let Some(change) = rule!(containment::of_event(a, ctx.time_ms))
+        && let Some(change) = rule!(containment::change(a, event, ctx.time_ms))
     {
         rule!(containment::apply(st, ctx, signer, &change)?);
     }
     if genesis.lineage() == LineageRule::Tracked
-        && let Some(t) = lineage::of_event(a)
+        && let Some(t) = lineage::of_json(a, event)
     {
         rule!(lineage::apply(st, &t)?);
     }
@@ -641,7 +648,7 @@ fn record_epcis_event(
     // is tied to, those its readings count for (docs/API.md).
     let mut changed: Vec<String> = Vec::new();
     if genesis.attestation() == AttestationRule::Twin {
-        changed.extend(rule!(attestation::associate(st, ctx, signer, a)?));
+        changed.extend(rule!(attestation::associate(st, ctx, signer, a, event)?));
         changed.extend(attestation::attest(genesis, st, signer, a)?);
     }
     let mut history = Vec::new();

@@ -141,8 +141,13 @@ pub fn event_hash(event: &Value, ctx: &Context) -> Result<String, HashError> {
 pub fn recorded_event_hash(event_json: &str) -> Result<String, HashError> {
     let event: Value =
         serde_json::from_str(event_json).map_err(|e| HashError::NotJson(e.to_string()))?;
+    recorded_event_hash_of(&event)
+}
+
+/// [`recorded_event_hash`] of the event already parsed.
+pub fn recorded_event_hash_of(event: &Value) -> Result<String, HashError> {
     let ctx = Context::default().with_jsonld(event.get("@context"));
-    event_hash(&event, &ctx)
+    event_hash(event, &ctx)
 }
 
 /// The `ni` URI (RFC 6920) of a pre-hash string: SHA-256, hex, and the CBV version.
