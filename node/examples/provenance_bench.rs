@@ -32,6 +32,7 @@ use tokio::sync::watch;
 use tracechain_node::{
     api,
     crypto::{Scheme, SecretKey},
+    epcis::export,
     genesis::{Genesis, GenesisFile},
     node::{Node, NodeConfig},
     tx,
@@ -57,28 +58,6 @@ const SHIPMENT: &str = "urn:epc:id:sscc:4012345.9999999999";
 const T0: i64 = 1_735_689_600_000; // 2025-01-01T00:00:00Z
 const PALLETS: usize = 20;
 const TRANSFORMATIONS: usize = 5;
-
-fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        ms.rem_euclid(1000)
-    )
-}
 
 fn pallet(i: usize) -> String {
     format!(
@@ -116,7 +95,7 @@ fn observe(item: &str, place: &str, at_ms: i64) -> Action {
     epcis(
         pb::EpcisEventType::Object,
         json!({
-            "type": "ObjectEvent", "eventTime": rfc3339(at_ms), "eventTimeZoneOffset": "+00:00",
+            "type": "ObjectEvent", "eventTime": export::time(at_ms), "eventTimeZoneOffset": "+00:00",
             "action": "OBSERVE", "bizStep": "inspecting", "epcList": [item],
             "readPoint": {"id": place},
         }),
@@ -129,7 +108,7 @@ fn story(at_ms: impl Fn(usize) -> i64) -> Vec<Action> {
     let mut out = vec![epcis(
         pb::EpcisEventType::Object,
         json!({
-            "type": "ObjectEvent", "eventTime": rfc3339(at_ms(0)), "eventTimeZoneOffset": "+00:00",
+            "type": "ObjectEvent", "eventTime": export::time(at_ms(0)), "eventTimeZoneOffset": "+00:00",
             "action": "ADD", "bizStep": "commissioning", "epcList": [ITEM],
             "readPoint": {"id": "urn:epc:id:sgln:4012345.00001.0"},
         }),
@@ -139,7 +118,7 @@ fn story(at_ms: impl Fn(usize) -> i64) -> Vec<Action> {
         epcis(
             pb::EpcisEventType::Aggregation,
             json!({
-                "type": "AggregationEvent", "eventTime": rfc3339(at), "eventTimeZoneOffset": "+00:00",
+                "type": "AggregationEvent", "eventTime": export::time(at), "eventTimeZoneOffset": "+00:00",
                 "action": action, "bizStep": "packing", "parentID": p, "childEPCs": [ITEM],
             }),
             vec![p.to_string(), ITEM.to_string()],
@@ -175,7 +154,7 @@ fn story(at_ms: impl Fn(usize) -> i64) -> Vec<Action> {
         out.push(epcis(
             pb::EpcisEventType::Transformation,
             json!({
-                "type": "TransformationEvent", "eventTime": rfc3339(at_ms(out.len())),
+                "type": "TransformationEvent", "eventTime": export::time(at_ms(out.len())),
                 "eventTimeZoneOffset": "+00:00", "bizStep": "commissioning",
                 "inputEPCList": inputs, "inputQuantityList": inputs_q,
                 "outputQuantityList": [{"epcClass": output, "quantity": 10, "uom": "KGM"}],

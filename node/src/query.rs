@@ -169,9 +169,9 @@ fn event_at(
             (signed, block.time_ms())
         }
     };
-    // The node's own committed block: its transactions decode and verify, or the store
-    // is corrupt.
-    let checked = tx::check(signed, chain_id).map_err(|e| {
+    // The node's own committed block: its transactions decode, or the store is corrupt
+    // (their signatures were verified before commit).
+    let checked = tx::committed(signed, chain_id).map_err(|e| {
         ReadError::Chain(crate::chain::ChainError::Corrupt {
             what: "committed transaction",
             reason: e.to_string(),

@@ -262,6 +262,17 @@ fn farm_with_shipment(dir: &Path, chain_id: &str) -> common::NodeProcess {
     node
 }
 
+/// An EPCIS 2.0 document of `events` (a JSON list).
+fn document(events: serde_json::Value) -> String {
+    serde_json::json!({
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument", "schemaVersion": "2.0",
+        "creationDate": "2024-03-02T10:00:00Z",
+        "epcisBody": {"eventList": events},
+    })
+    .to_string()
+}
+
 /// A document of `n` (at most 3600) distinct ObjectEvents about the shipment `SSCC`.
 fn many_events(n: usize) -> String {
     let events: Vec<serde_json::Value> = (0..n)
@@ -277,13 +288,7 @@ fn many_events(n: usize) -> String {
             })
         })
         .collect();
-    serde_json::json!({
-        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
-        "type": "EPCISDocument", "schemaVersion": "2.0",
-        "creationDate": "2024-03-02T10:00:00Z",
-        "epcisBody": {"eventList": events},
-    })
-    .to_string()
+    document(serde_json::json!(events))
 }
 
 fn next_sequence(dir: &Path, key: &str) -> u64 {
@@ -510,17 +515,11 @@ fn an_event_id_that_is_not_the_events_hash_is_noted() {
 
 /// One EPCIS document of one ObjectEvent naming `epcs`, at `time`.
 fn one_event(epcs: &[&str], time: &str, read_point: &str) -> String {
-    serde_json::json!({
-        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
-        "type": "EPCISDocument", "schemaVersion": "2.0",
-        "creationDate": "2024-03-02T10:00:00Z",
-        "epcisBody": {"eventList": [{
-            "type": "ObjectEvent", "eventTime": time, "eventTimeZoneOffset": "+00:00",
-            "action": "OBSERVE", "bizStep": "inspecting", "epcList": epcs,
-            "readPoint": {"id": read_point},
-        }]},
-    })
-    .to_string()
+    document(serde_json::json!([{
+        "type": "ObjectEvent", "eventTime": time, "eventTimeZoneOffset": "+00:00",
+        "action": "OBSERVE", "bizStep": "inspecting", "epcList": epcs,
+        "readPoint": {"id": read_point},
+    }]))
 }
 
 /// Every identifier a transaction names is indexed under one key per thing: an item
@@ -611,17 +610,11 @@ async fn an_item_is_found_by_any_of_its_names() {
 
 /// One EPCIS document of one ObjectEvent with `action` and `biz_step` naming `epc`.
 fn object_event(epc: &str, action: &str, biz_step: &str, time: &str) -> String {
-    serde_json::json!({
-        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
-        "type": "EPCISDocument", "schemaVersion": "2.0",
-        "creationDate": "2024-03-02T10:00:00Z",
-        "epcisBody": {"eventList": [{
-            "type": "ObjectEvent", "eventTime": time, "eventTimeZoneOffset": "+00:00",
-            "action": action, "bizStep": biz_step, "epcList": [epc],
-            "readPoint": {"id": "urn:epc:id:sgln:0614141.00777.0"},
-        }]},
-    })
-    .to_string()
+    document(serde_json::json!([{
+        "type": "ObjectEvent", "eventTime": time, "eventTimeZoneOffset": "+00:00",
+        "action": action, "bizStep": biz_step, "epcList": [epc],
+        "readPoint": {"id": "urn:epc:id:sgln:0614141.00777.0"},
+    }]))
 }
 
 /// A genuine item (commissioned once by the holder of its GS1 company prefix, then
@@ -786,16 +779,10 @@ async fn provenance_tells_a_genuine_item_from_a_counterfeit() {
 
 /// One EPCIS document of one AggregationEvent: `action` of `children` in `parent`.
 fn aggregation_event(action: &str, parent: &str, children: &[&str], time: &str) -> String {
-    serde_json::json!({
-        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
-        "type": "EPCISDocument", "schemaVersion": "2.0",
-        "creationDate": "2024-03-02T10:00:00Z",
-        "epcisBody": {"eventList": [{
-            "type": "AggregationEvent", "eventTime": time, "eventTimeZoneOffset": "+00:00",
-            "action": action, "bizStep": "packing", "parentID": parent, "childEPCs": children,
-        }]},
-    })
-    .to_string()
+    document(serde_json::json!([{
+        "type": "AggregationEvent", "eventTime": time, "eventTimeZoneOffset": "+00:00",
+        "action": action, "bizStep": "packing", "parentID": parent, "childEPCs": children,
+    }]))
 }
 
 /// Containment as an operator sees it: cases packed (by EPCIS) on a pallet that ships as
@@ -980,13 +967,7 @@ fn transformations(steps: &[(Vec<String>, Vec<String>)]) -> String {
             })
         })
         .collect();
-    serde_json::json!({
-        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
-        "type": "EPCISDocument", "schemaVersion": "2.0",
-        "creationDate": "2024-03-02T10:00:00Z",
-        "epcisBody": {"eventList": events},
-    })
-    .to_string()
+    document(serde_json::json!(events))
 }
 
 /// Lineage as an operator asks for it: which lots went into a salad mix, what was made
@@ -1293,22 +1274,14 @@ async fn fsma_records_of_a_lot_and_its_inputs_as_a_sortable_spreadsheet() {
     let node = start_node(dir);
     let url = node.url.clone();
     let lot = |name: &str| format!("urn:epc:class:lgtin:4012345.011111.{name}");
-    let import = |doc: serde_json::Value| {
-        std::fs::write(dir.join("doc.json"), doc.to_string()).expect("write");
+    let import = |doc: String| {
+        std::fs::write(dir.join("doc.json"), doc).expect("write");
         cli(
             dir,
             &[
                 "epcis", "import", "doc.json", "--key", FARM_KEY, "--node", &url,
             ],
         );
-    };
-    let document = |events: Vec<serde_json::Value>| {
-        serde_json::json!({
-            "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
-            "type": "EPCISDocument", "schemaVersion": "2.0",
-            "creationDate": "2024-03-02T10:00:00Z",
-            "epcisBody": {"eventList": events},
-        })
     };
     let harvest = |name: &str, time: &str| {
         serde_json::json!({
@@ -1318,7 +1291,7 @@ async fn fsma_records_of_a_lot_and_its_inputs_as_a_sortable_spreadsheet() {
             "readPoint": {"id": "urn:epc:id:sgln:4012345.00001.0"},
         })
     };
-    import(document(vec![
+    import(document(serde_json::json!([
         harvest("A", "2024-03-01T06:00:00Z"),
         harvest("B", "2024-03-01T07:00:00Z"),
         serde_json::json!({
@@ -1337,7 +1310,7 @@ async fn fsma_records_of_a_lot_and_its_inputs_as_a_sortable_spreadsheet() {
             "readPoint": {"id": "urn:epc:id:sgln:4012345.00002.0"},
             "bizTransactionList": [{"type": "bol", "bizTransaction": "urn:epcglobal:cbv:bt:4012345000009:BOL7"}],
         }),
-    ]));
+    ])));
     let submit = |key: &str, args: &[&str]| {
         let mut all = vec!["submit", "--node", url.as_str(), "--key", key];
         all.extend_from_slice(args);
@@ -1467,11 +1440,7 @@ async fn a_journey_document_counts_as_attested_evidence_in_the_twin() {
                 "time": format!("2024-03-02T{h:02}:00:00Z")})
         })
         .collect();
-    let doc = serde_json::json!({
-        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
-        "type": "EPCISDocument", "schemaVersion": "2.0",
-        "creationDate": "2024-03-02T12:00:00Z",
-        "epcisBody": {"eventList": [
+    let doc = document(serde_json::json!([
             {"type": "AssociationEvent", "eventTime": "2024-03-01T23:00:00Z",
              "eventTimeZoneOffset": "+00:00", "action": "ADD", "bizStep": "installing",
              "parentID": SSCC, "childEPCs": [logger]},
@@ -1479,9 +1448,8 @@ async fn a_journey_document_counts_as_attested_evidence_in_the_twin() {
              "eventTimeZoneOffset": "+00:00", "action": "OBSERVE", "bizStep": "sensor_reporting",
              "epcList": [], "readPoint": {"id": "urn:epc:id:sgln:4012345.00001.0"},
              "sensorElementList": [{"sensorMetadata": {"deviceID": logger}, "sensorReport": reports}]},
-        ]},
-    });
-    std::fs::write(dir.join("journey.json"), doc.to_string()).expect("write");
+    ]));
+    std::fs::write(dir.join("journey.json"), doc).expect("write");
     cli(
         dir,
         &[

@@ -148,26 +148,7 @@ impl Store {
         from: &[u8],
         limit: usize,
     ) -> Result<Vec<KeyValue>, StorageError> {
-        let mut out = Vec::new();
-        if limit == 0 {
-            return Ok(out);
-        }
-        let mut iter = self
-            .db
-            .raw_iterator_cf_opt(self.cf(Cf::Index)?, prefix_read_options(prefix));
-        iter.seek(if from > prefix { from } else { prefix });
-        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-            if !key.starts_with(prefix) {
-                break;
-            }
-            out.push((key.to_vec(), value.to_vec()));
-            if out.len() == limit {
-                break;
-            }
-            iter.next();
-        }
-        iter.status().map_err(db_err("scan index"))?;
-        Ok(out)
+        self.scan_from(Cf::Index, prefix, from.max(prefix), 0, limit)
     }
 
     /// The index values under `keys`, in one batched lookup, in the order given.
@@ -252,6 +233,19 @@ impl Store {
         offset: u64,
         limit: usize,
     ) -> Result<Vec<KeyValue>, StorageError> {
+        self.scan_from(cf, prefix, prefix, offset, limit)
+    }
+
+    /// Entries under `prefix` from the key `seek` (at or after `prefix`) on, in key
+    /// order: skips `offset`, returns at most `limit`.
+    fn scan_from(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        seek: &[u8],
+        offset: u64,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageError> {
         let mut out = Vec::new();
         if limit == 0 {
             return Ok(out);
@@ -260,7 +254,7 @@ impl Store {
         let mut iter = self
             .db
             .raw_iterator_cf_opt(self.cf(cf)?, prefix_read_options(prefix));
-        iter.seek(prefix);
+        iter.seek(seek);
         let mut skipped = 0u64;
         while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
             if !key.starts_with(prefix) {

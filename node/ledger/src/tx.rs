@@ -502,6 +502,14 @@ pub fn check(signed: pb::SignedTx, chain_id: &str) -> Result<CheckedTx, TxError>
     decode(signed, chain_id)?.verify()
 }
 
+/// A transaction read back from this node's own committed blocks: decoded and checked
+/// like any other, but its signature is not verified again — it was, before its block
+/// was committed. Never for a transaction from anywhere else (a peer, a client, a file,
+/// another node's answer): those go through [`check`].
+pub fn committed(signed: pb::SignedTx, chain_id: &str) -> Result<CheckedTx, TxError> {
+    decode(signed, chain_id)?.conclude(Ok(()))
+}
+
 /// Encodes `body` once and signs exactly those bytes. The body's signer should name
 /// `key`'s public key; this function does not fill it in, because the body is the
 /// caller's.

@@ -79,6 +79,18 @@ fn minutes(ms: u64) -> String {
 }
 
 /// A shipment twin as JSON.
+fn excursions_json(excursions: &[pb::Excursion]) -> Vec<Value> {
+    excursions
+        .iter()
+        .map(|e| {
+            json!({
+                "start_ms": e.start_ms, "end_ms": e.end_ms, "duration_ms": e.duration_ms,
+                "peak_milli_c": e.peak_milli_c, "device_id": e.device_id, "open": e.open,
+            })
+        })
+        .collect()
+}
+
 pub(crate) fn twin_json(t: &pb::ShipmentTwin) -> Value {
     let policy = t.policy.unwrap_or_default();
     json!({
@@ -106,10 +118,7 @@ pub(crate) fn twin_json(t: &pb::ShipmentTwin) -> Value {
         "max_milli_c": t.max_milli_c,
         "mkt_milli_c": t.mkt_milli_c,
         "excursion_ms_total": t.excursion_ms_total,
-        "excursions": t.excursions.iter().map(|e| json!({
-            "start_ms": e.start_ms, "end_ms": e.end_ms, "duration_ms": e.duration_ms,
-            "peak_milli_c": e.peak_milli_c, "device_id": e.device_id, "open": e.open,
-        })).collect::<Vec<_>>(),
+        "excursions": excursions_json(&t.excursions),
         "verdict": verdict_name(t.verdict),
         "reasons": t.reasons,
         "evidence": "device-signed readings",
@@ -122,10 +131,7 @@ pub(crate) fn twin_json(t: &pb::ShipmentTwin) -> Value {
             "max_milli_c": a.max_milli_c,
             "mkt_milli_c": a.mkt_milli_c,
             "excursion_ms_total": a.excursion_ms_total,
-            "excursions": a.excursions.iter().map(|e| json!({
-                "start_ms": e.start_ms, "end_ms": e.end_ms, "duration_ms": e.duration_ms,
-                "peak_milli_c": e.peak_milli_c, "device_id": e.device_id, "open": e.open,
-            })).collect::<Vec<_>>(),
+            "excursions": excursions_json(&a.excursions),
             "verdict": verdict_name(a.verdict),
             "reasons": a.reasons,
         })),

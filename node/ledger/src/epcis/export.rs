@@ -48,7 +48,8 @@ pub fn as_uri(kind: &str, id: &str) -> String {
     out
 }
 
-pub(crate) fn time(ms: i64) -> String {
+/// An xsd:dateTime in UTC with milliseconds (`2024-03-02T09:00:00.000Z`).
+pub fn time(ms: i64) -> String {
     // "2024-03-02 09:00:00Z" → "2024-03-02T09:00:00.000Z" with milliseconds.
     let base = fmt_time_ms(ms).replacen(' ', "T", 1);
     format!("{}.{:03}Z", base.trim_end_matches('Z'), ms.rem_euclid(1000))
