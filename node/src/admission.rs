@@ -101,6 +101,10 @@ pub enum Origin {
     Peer,
 }
 
+/// Most replayed device transactions of one submission compared with the committed
+/// ones ([`crate::device_conflicts`]).
+const MAX_SUSPECTS: usize = 16;
+
 /// The thread priority of admission work, on the `thread-priority` crate's 0..=99
 /// scale: nice 9 on Linux, so that the scheduler gives ordinary threads about ten times
 /// the CPU share of these when both want it, and all of it to these when nothing else
@@ -139,6 +143,8 @@ pub(crate) struct Gate<'a> {
     pub(crate) client_bound: usize,
     /// Committed state, for [`precheck`].
     pub(crate) store: &'a Store,
+    /// Where a replayed device transaction is compared with the committed one.
+    pub(crate) conflicts: &'a crate::device_conflicts::ConflictWatch,
 }
 
 /// The admission checks of a submission, cheapest first, so that what can be refused
@@ -195,9 +201,13 @@ pub(crate) fn check(
     }
     let verdicts = precheck(gate.store, candidates.iter().map(|(_, u)| u));
     let mut verdicts = verdicts.into_iter();
-    candidates.retain(|(slot, _)| match verdicts.next() {
+    let mut replayed: Vec<pb::SignedTx> = Vec::new();
+    candidates.retain(|(slot, u)| match verdicts.next() {
         Some(Ok(())) => true,
         Some(Err(e)) => {
+            if matches!(e, AdmissionError::Replayed { .. }) && replayed.len() < MAX_SUSPECTS {
+                replayed.push(u.signed().clone());
+            }
             out[*slot] = Err(e);
             false
         }
@@ -206,6 +216,11 @@ pub(crate) fn check(
             false
         }
     });
+    // A replayed sequence with another body is a clone's (or the genuine device's,
+    // after a clone's was committed): the watch keeps the pair for a member to prove.
+    for suspect in &replayed {
+        gate.conflicts.examine(gate.store, chain_id, suspect);
+    }
     let (slots, unverified): (Vec<usize>, Vec<tx::UnverifiedTx>) = candidates.into_iter().unzip();
     for (slot, verified) in slots.into_iter().zip(tx::verify_all(unverified)) {
         out[slot] = verified.map_err(AdmissionError::from);

@@ -489,6 +489,20 @@ impl pb::ledger_server::Ledger for Api {
             .ok_or_else(|| Status::not_found(format!("device {id} is not registered")))
     }
 
+    async fn get_device_conflicts(
+        &self,
+        request: Request<pb::GetDeviceConflictsRequest>,
+    ) -> Result<Response<pb::GetDeviceConflictsResponse>, Status> {
+        let id = request.into_inner().device_id;
+        if !id.is_empty() {
+            identifier("device_id", &id)?;
+        }
+        let conflicts = self
+            .node
+            .device_conflicts(Some(id.as_str()).filter(|d| !d.is_empty()));
+        Ok(Response::new(pb::GetDeviceConflictsResponse { conflicts }))
+    }
+
     async fn get_chain_status(
         &self,
         _request: Request<pb::GetChainStatusRequest>,

@@ -117,8 +117,8 @@ pub async fn stays(
         windows.push(w);
     }
     // The shipments among the containers, each read once.
-    let mut shipments: BTreeMap<String, Option<(pb::ShipmentTwin, Vec<provenance::Recorded>)>> =
-        BTreeMap::new();
+    type Inherited = (pb::ShipmentTwin, Vec<provenance::Recorded>, Vec<String>);
+    let mut shipments: BTreeMap<String, Option<Inherited>> = BTreeMap::new();
     for w in windows {
         let p = w.period;
         let mut stay = pb::ProvenanceStay {
@@ -138,7 +138,8 @@ pub async fn stays(
                     match node.shipment(&c.shipment_id).await? {
                         Some(twin) => {
                             let history = node.recorded(&c.shipment_id, max_events).await?;
-                            Some((twin, history))
+                            let flags = node.device_flags(&twin).await?;
+                            Some((twin, history, flags))
                         }
                         None => None,
                     }
@@ -147,14 +148,16 @@ pub async fn stays(
             };
             shipments.insert(p.parent.clone(), found);
         }
-        if let Some(Some((twin, history))) = shipments.get(&p.parent) {
+        if let Some(Some((twin, history, flags))) = shipments.get(&p.parent) {
             let until = (stay.to_height != 0).then_some(stay.to_ms);
             let got = provenance::inherited(twin, history, stay.from_ms, until);
             stay.shipment_id = twin.shipment_id.clone();
             stay.custody = got.custody;
             stay.excursions = got.excursions;
             stay.cold_chain = twin.verdict;
-            stay.cold_chain_reasons = twin.reasons.clone();
+            // The verdict rests on the shipment's device-signed readings: a device
+            // flagged as cloned is said next to it.
+            stay.cold_chain_reasons = twin.reasons.iter().chain(flags).cloned().collect();
             stay.mkt_milli_c = twin.mkt_milli_c;
         }
         out.stays.push(stay);
@@ -171,7 +174,12 @@ pub fn reasons(stays: &Stays) -> Vec<String> {
         .filter(|s| !s.shipment_id.is_empty())
         .map(|s| {
             let verdict = match pb::Verdict::try_from(s.cold_chain) {
-                Ok(pb::Verdict::Conformant) => "conformant".to_string(),
+                Ok(pb::Verdict::Conformant) if s.cold_chain_reasons.is_empty() => {
+                    "conformant".to_string()
+                }
+                Ok(pb::Verdict::Conformant) => {
+                    format!("conformant, but {}", s.cold_chain_reasons.join("; "))
+                }
                 Ok(pb::Verdict::NonConformant) => {
                     format!("non-conformant ({})", s.cold_chain_reasons.join("; "))
                 }

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod consortium;
 pub mod containers;
 mod decode_fault;
+pub mod device_conflicts;
 pub mod fsma;
 pub mod lineage;
 pub mod loadgen;

@@ -147,3 +147,54 @@ pub fn readings(
     }
     out
 }
+
+/// `count` EPCIS ObjectEvents (OBSERVE, inspecting) signed by `member` with sequences
+/// from `first_sequence` on, as `tracechain epcis import` records them: each names one
+/// item (an SGTIN of the member's own serial range), so each is indexed under it and
+/// recorded once under its own Event Hash ID. Event times run up to `latest_ms`.
+pub fn epcis_observations(
+    chain: &str,
+    member: &str,
+    admin: &SecretKey,
+    first_sequence: u64,
+    count: usize,
+    latest_ms: i64,
+) -> Vec<pb::SignedTx> {
+    let t0 = latest_ms - count as i64;
+    (0..count)
+        .into_par_iter()
+        .map(|i| {
+            let at = t0 + i as i64;
+            let item = format!("urn:epc:id:sgtin:4012345.011111.{member}{i}");
+            let place = "urn:epc:id:sgln:4012345.00001.0";
+            let json = serde_json::json!({
+                "type": "ObjectEvent",
+                "eventTime": crate::epcis::export::time(at),
+                "eventTimeZoneOffset": "+00:00",
+                "action": "OBSERVE",
+                "bizStep": "inspecting",
+                "epcList": [item],
+                "readPoint": {"id": place},
+            });
+            tx::sign_body(
+                &pb::TxBody {
+                    chain_id: chain.into(),
+                    signer: Some(signer(pb::SignerKind::Member, member, admin)),
+                    sequence: first_sequence + i as u64,
+                    time_ms: at,
+                    action: Some(Action::RecordEpcisEvent(pb::RecordEpcisEvent {
+                        event_type: pb::EpcisEventType::Object as i32,
+                        event_time_ms: at,
+                        action: "OBSERVE".into(),
+                        biz_step: "inspecting".into(),
+                        read_point: place.into(),
+                        epcs: vec![item],
+                        event_json: json.to_string(),
+                        ..Default::default()
+                    })),
+                },
+                admin,
+            )
+        })
+        .collect()
+}

@@ -175,6 +175,8 @@ pub(crate) struct Shared {
     pub(crate) closing: watch::Sender<bool>,
     /// Where admission checks run, below the node's other work in CPU priority.
     pub(crate) admission: rayon::ThreadPool,
+    /// Conflicting pairs of device transactions this node saw (clones).
+    pub(crate) conflicts: crate::device_conflicts::ConflictWatch,
 }
 
 impl Shared {
@@ -209,12 +211,19 @@ impl Shared {
         };
         let tx_ids = executed.tx_ids.clone();
         let height = executed.header.height;
+        let suspects = refused_device_txs(&executed);
         chain.commit(executed, certificate)?;
         drop(chain);
         self.chain_written.notify_all();
         lock(&self.mempool).committed(height, &tx_ids);
         tracing::info!(height, txs = tx_ids.len(), "committed block");
         self.head.send_replace(height);
+        // After the commit: the device's record and index now hold what the block
+        // accepted, which a refused reading of the same block may conflict with.
+        for suspect in &suspects {
+            self.conflicts
+                .examine(&self.store, self.genesis.chain_id(), suspect);
+        }
         Ok(Some(tx_ids))
     }
 
@@ -231,8 +240,30 @@ impl Shared {
             mempool: &self.mempool,
             client_bound: self.config.mempool_max_txs,
             store: &self.store,
+            conflicts: &self.conflicts,
         }
     }
+}
+
+/// Most refused device transactions of one block compared with what their keys
+/// committed ([`crate::device_conflicts`]): a clone shows in its first few.
+const MAX_SUSPECTS_PER_BLOCK: usize = 16;
+
+/// The device-signed transactions of a block the ledger refused in a way a clone
+/// causes: a sequence already used, or a reading older than the device's last.
+fn refused_device_txs(executed: &crate::chain::ExecutedBlock) -> Vec<pb::SignedTx> {
+    executed
+        .execution
+        .results
+        .iter()
+        .zip(&executed.block.txs)
+        .filter(|(r, _)| {
+            r.code == pb::ResultCode::SequenceReplayed as i32
+                || r.code == pb::ResultCode::BadTimestamp as i32
+        })
+        .map(|(_, t)| t.clone())
+        .take(MAX_SUSPECTS_PER_BLOCK)
+        .collect()
 }
 
 /// Transactions that entered the mempool together (one submission, or one pushed
@@ -391,6 +422,7 @@ impl Node {
                 admission: admission::pool()
                     .map_err(|e| StartError::Config(format!("admission thread pool: {e}")))?,
                 closing: watch::channel(false).0,
+                conflicts: Default::default(),
             }),
         })
     }
@@ -795,6 +827,29 @@ impl Node {
     }
 
     /// A device record.
+    /// Conflicting pairs of device transactions this node saw, oldest first; only
+    /// `device`'s when it is given.
+    pub fn device_conflicts(&self, device: Option<&str>) -> Vec<pb::SeenDeviceConflict> {
+        let mut seen = self.shared.conflicts.list();
+        if let Some(device) = device {
+            seen.retain(|s| s.device_id == device);
+        }
+        seen
+    }
+
+    /// What a verdict resting on `twin`'s device-signed readings must say of its
+    /// devices: a line per conflict proven against one of them
+    /// ([`crate::ledger::conflicts::flags`]).
+    pub async fn device_flags(&self, twin: &pb::ShipmentTwin) -> Result<Vec<String>, ReadError> {
+        let mut flags = Vec::new();
+        for id in crate::ledger::conflicts::devices_of(twin) {
+            if let Some(d) = self.device(id).await? {
+                flags.extend(crate::ledger::conflicts::flags(&d));
+            }
+        }
+        Ok(flags)
+    }
+
     pub async fn device(&self, id: &str) -> Result<Option<pb::DeviceRecord>, ReadError> {
         self.record(state::device_key(id)).await
     }

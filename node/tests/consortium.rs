@@ -11,8 +11,8 @@ use tracechain_node::{
     consortium,
     crypto::{Scheme, SecretKey},
     genesis::{
-        AttestationRule, ContainmentRule, EventIdentity, Genesis, GenesisFile, LineageRule,
-        MemberEntry, MktRule, Role,
+        AttestationRule, ContainmentRule, DeviceConflictRule, EventIdentity, Genesis, GenesisFile,
+        LineageRule, MemberEntry, MktRule, Role,
     },
     node::{Node, NodeConfig},
     tx,
@@ -75,6 +75,7 @@ async fn consortium_started(
         containment: ContainmentRule::CURRENT,
         lineage: LineageRule::CURRENT,
         attestation: AttestationRule::CURRENT,
+        device_conflicts: DeviceConflictRule::CURRENT,
         members: (0..n)
             .map(|i| MemberEntry {
                 id: ids[i].clone(),

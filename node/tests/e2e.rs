@@ -591,4 +591,56 @@ async fn node_end_to_end_over_grpc_and_cli() {
         .expect("after restart")
         .into_inner();
     assert_eq!(r.height, before.height + 1);
+
+    // ---- a clone: the node keeps the pair, a member proves it through the CLI ----
+    let clone = device_tx(&key, "e2e-chain", 201, SHIPMENT, 2_500, now_ms());
+    let e = c
+        .submit_tx(pb::SubmitTxRequest {
+            tx: Some(clone),
+            wait_for_commit: false,
+        })
+        .await
+        .expect_err("a used sequence");
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    let seen: serde_json::Value = serde_json::from_str(&cli(
+        &dir,
+        &["--json", "query", "--node", &node.url, "conflicts"],
+    ))
+    .expect("json");
+    assert_eq!(seen.as_array().map(Vec::len), Some(1), "{seen}");
+    assert_eq!(seen[0]["kind"], "same_sequence", "{seen}");
+    assert_eq!(seen[0]["first_sequence"], 201, "{seen}");
+    let r = submit(
+        &dir,
+        &node.url,
+        "net/keys/retailer.admin.json",
+        &["report-conflict", "--device", DEVICE],
+    );
+    assert_eq!(r["result"], "OK", "{r}");
+    let shipment: serde_json::Value = serde_json::from_str(&cli(
+        &dir,
+        &["--json", "query", "--node", &node.url, "shipment", SHIPMENT],
+    ))
+    .expect("json");
+    let flags = shipment["device_flags"].as_array().expect("device_flags");
+    assert_eq!(flags.len(), 1, "{shipment}");
+    assert!(
+        flags[0]
+            .as_str()
+            .is_some_and(|f| f.contains("flagged as cloned") && f.contains("by retailer")),
+        "{shipment}"
+    );
+    // The key signs nothing any more.
+    let r = c
+        .submit_tx(pb::SubmitTxRequest {
+            tx: Some(device_tx(&key, "e2e-chain", 202, SHIPMENT, 5_000, now_ms())),
+            wait_for_commit: true,
+        })
+        .await
+        .expect("committed")
+        .into_inner();
+    assert_eq!(
+        r.result.expect("result").code,
+        pb::ResultCode::DeviceKeyCompromised as i32
+    );
 }

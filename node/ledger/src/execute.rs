@@ -115,6 +115,12 @@ impl Ledger {
                                     tx.id.0.to_vec(),
                                 ));
                             }
+                            if tx.signer.kind == crate::tx::SignerKind::Device {
+                                out.index_writes.push((
+                                    state::device_sequence_key(&tx.signer.id, tx.sequence),
+                                    tx.id.0.to_vec(),
+                                ));
+                            }
                             let named = crate::identifiers::of_action(&tx.action);
                             for key in &named {
                                 out.index_writes.push((

@@ -107,6 +107,12 @@ pub enum GenesisError {
         /// The number found.
         rule: i32,
     },
+    /// The device conflict rule (in the protobuf form) is not a known rule.
+    #[error("invalid genesis: device conflict rule {rule} is not a known rule")]
+    UnknownDeviceConflictRule {
+        /// The number found.
+        rule: i32,
+    },
     /// A member's role number (in the protobuf form) is not a known role.
     #[error("invalid genesis: member {member}: role {role} is not a known role")]
     UnknownRoleNumber {
@@ -260,6 +266,37 @@ pub struct GenesisFile {
     /// in files written before the choice existed, which keep only recording them.
     #[serde(default)]
     pub attestation: AttestationRule,
+    /// Whether proof of a device's conflicting readings flags it. Absent in files
+    /// written before the choice existed, which keep refusing such proof.
+    #[serde(default)]
+    pub device_conflicts: DeviceConflictRule,
+}
+
+/// Whether the ledger takes proof that a device key signed conflicting readings (a
+/// clone). Part of the genesis because it changes the state: a chain replays with the
+/// rule it was made with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceConflictRule {
+    /// `ReportDeviceConflict` is refused. The rule of chains made before the choice
+    /// existed.
+    #[default]
+    None,
+    /// A proven conflict flags the device and retires the key it was proven with
+    /// (`crate::conflicts`). New chains.
+    Flagged,
+}
+
+impl DeviceConflictRule {
+    /// The rule new chains get.
+    pub const CURRENT: DeviceConflictRule = DeviceConflictRule::Flagged;
+
+    fn to_proto(self) -> pb::DeviceConflictRule {
+        match self {
+            DeviceConflictRule::None => pb::DeviceConflictRule::None,
+            DeviceConflictRule::Flagged => pb::DeviceConflictRule::Flagged,
+        }
+    }
 }
 
 /// Whether imported EPCIS sensor reports count. Part of the genesis because it changes
@@ -418,6 +455,7 @@ impl GenesisFile {
             containment: ContainmentRule::CURRENT,
             lineage: LineageRule::CURRENT,
             attestation: AttestationRule::CURRENT,
+            device_conflicts: DeviceConflictRule::CURRENT,
             members: vec![MemberEntry {
                 id: "farm".into(),
                 name: "farm".into(),
@@ -609,6 +647,11 @@ impl Genesis {
         self.file.attestation
     }
 
+    /// Whether this chain takes proof of device clones.
+    pub fn device_conflicts(&self) -> DeviceConflictRule {
+        self.file.device_conflicts
+    }
+
     /// blake3 of the encoded `pb::Genesis`: the parent hash of block 1.
     pub fn hash(&self) -> [u8; 32] {
         self.hash
@@ -666,6 +709,7 @@ impl Genesis {
             containment: self.file.containment.to_proto() as i32,
             lineage: self.file.lineage.to_proto() as i32,
             attestation: self.file.attestation.to_proto() as i32,
+            device_conflicts: self.file.device_conflicts.to_proto() as i32,
             members: self
                 .members
                 .iter()
@@ -752,6 +796,15 @@ impl Genesis {
                 });
             }
         };
+        let device_conflicts = match pb::DeviceConflictRule::try_from(g.device_conflicts) {
+            Ok(pb::DeviceConflictRule::None) => DeviceConflictRule::None,
+            Ok(pb::DeviceConflictRule::Flagged) => DeviceConflictRule::Flagged,
+            Err(_) => {
+                return Err(GenesisError::UnknownDeviceConflictRule {
+                    rule: g.device_conflicts,
+                });
+            }
+        };
         Self::from_file(GenesisFile {
             chain_id: g.chain_id.clone(),
             genesis_time_ms: g.genesis_time_ms,
@@ -762,6 +815,7 @@ impl Genesis {
             containment,
             lineage,
             attestation,
+            device_conflicts,
         })
     }
 
@@ -828,6 +882,7 @@ mod tests {
         file.containment = ContainmentRule::None;
         file.lineage = LineageRule::None;
         file.attestation = AttestationRule::None;
+        file.device_conflicts = DeviceConflictRule::None;
         let toml = toml::to_string(&file).expect("toml");
         let legacy: String = toml
             .lines()
@@ -837,6 +892,7 @@ mod tests {
                     && !l.starts_with("containment")
                     && !l.starts_with("lineage")
                     && !l.starts_with("attestation")
+                    && !l.starts_with("device_conflicts")
             })
             .map(|l| format!("{l}\n"))
             .collect();
@@ -855,6 +911,10 @@ mod tests {
             (proto.attestation, old.attestation()),
             (0, AttestationRule::None)
         );
+        assert_eq!(
+            (proto.device_conflicts, old.device_conflicts()),
+            (0, DeviceConflictRule::None)
+        );
         assert_eq!(old.hash(), *blake3::hash(&proto.encode_to_vec()).as_bytes());
         let new = Genesis::from_file(two_members()).expect("valid");
         assert_eq!(new.mkt_rule(), MktRule::FirstReadingToNext);
@@ -862,6 +922,7 @@ mod tests {
         assert_eq!(new.containment(), ContainmentRule::Tracked);
         assert_eq!(new.lineage(), LineageRule::Tracked);
         assert_eq!(new.attestation(), AttestationRule::Twin);
+        assert_eq!(new.device_conflicts(), DeviceConflictRule::Flagged);
         assert_ne!(new.hash(), old.hash());
         assert!(
             new.to_toml()
@@ -874,6 +935,25 @@ mod tests {
                 g.hash()
             );
         }
+    }
+
+    /// A protobuf genesis (as an audit bundle carries) with a rule number this build
+    /// does not know is refused by name, never read as another rule.
+    #[test]
+    fn an_unknown_rule_number_is_refused() {
+        let good = Genesis::from_file(two_members()).expect("valid").to_proto();
+        let mut g = good.clone();
+        g.device_conflicts = 7;
+        assert!(matches!(
+            Genesis::from_proto(&g),
+            Err(GenesisError::UnknownDeviceConflictRule { rule: 7 })
+        ));
+        let mut g = good;
+        g.attestation = 9;
+        assert!(matches!(
+            Genesis::from_proto(&g),
+            Err(GenesisError::UnknownAttestationRule { rule: 9 })
+        ));
     }
 
     /// Each broken rule is reported as its own error, with the facts a caller needs.

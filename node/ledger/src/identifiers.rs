@@ -14,7 +14,7 @@
 
 use std::collections::BTreeSet;
 
-use tracechain_proto::v1::tx_body::Action;
+use tracechain_proto::v1::{self as pb, tx_body::Action};
 
 use crate::epcis::dl;
 
@@ -97,6 +97,18 @@ pub fn of_action(action: &Action) -> Vec<String> {
             ids.push(&a.location);
         }
         Action::SensorReport(_) => {}
+        Action::ReportDeviceConflict(a) => {
+            // The device the proof is about: its first transaction's signer (checked at
+            // execution; an index entry of a refused report is never written).
+            use prost::Message as _;
+            let signer = pb::SignedTx::decode(a.first.as_slice())
+                .ok()
+                .and_then(|t| pb::TxBody::decode(t.body.as_slice()).ok())
+                .and_then(|b| b.signer)
+                .map(|s| s.id)
+                .filter(|id| !id.is_empty());
+            return signer.map(|id| key(&id)).into_iter().collect();
+        }
         Action::RecordEpcisEvent(a) => {
             ids.extend(a.epcs.iter().map(String::as_str));
             ids.push(&a.read_point);

@@ -15,6 +15,7 @@
 //! - [`certificate`]: commit certificates in protobuf, both forms, one decode point.
 //! - [`merkle`]: roots and inclusion proofs.
 //! - [`epcis`]: EPCIS 2.0 documents in and out, and the EPCIS Event Hash ID.
+//! - [`conflicts`]: proof that a device key signed conflicting readings (a clone).
 //! - [`identifiers`]: the identifiers a transaction names, one index key per thing;
 //!   [`provenance`]: a thing's history and authenticity verdict from them.
 //! - [`audit`]: checking a shipment's audit bundle offline, and its report and chart.
@@ -30,6 +31,7 @@ pub mod attestation;
 pub mod audit;
 pub mod block;
 pub mod certificate;
+pub mod conflicts;
 pub mod containment;
 pub mod crypto;
 pub mod epcis;

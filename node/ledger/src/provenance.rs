@@ -177,6 +177,9 @@ fn step_of(key: &str, r: &Recorded) -> Step {
             step.kind = StepKind::Decommissioned;
         }
         Action::SensorReport(_) => step.what = "sensor report".into(),
+        Action::ReportDeviceConflict(_) => {
+            step.what = "proof of conflicting readings (device flagged as cloned)".into()
+        }
         Action::RecordEpcisEvent(e) => {
             if e.event_time_ms > 0 {
                 step.time_ms = e.event_time_ms;
@@ -584,8 +587,8 @@ mod tests {
 
     use super::*;
     use crate::genesis::{
-        AttestationRule, ContainmentRule, EventIdentity, GenesisFile, LineageRule, MemberEntry,
-        MktRule, Role,
+        AttestationRule, ContainmentRule, DeviceConflictRule, EventIdentity, GenesisFile,
+        LineageRule, MemberEntry, MktRule, Role,
     };
 
     fn genesis(prefixes: &[(&str, &[&str])]) -> Genesis {
@@ -621,6 +624,7 @@ mod tests {
             containment: ContainmentRule::CURRENT,
             lineage: LineageRule::CURRENT,
             attestation: AttestationRule::CURRENT,
+            device_conflicts: DeviceConflictRule::CURRENT,
         })
         .expect("genesis")
     }
@@ -927,8 +931,8 @@ mod product_tests {
 
     use super::*;
     use crate::genesis::{
-        AttestationRule, ContainmentRule, EventIdentity, GenesisFile, LineageRule, MemberEntry,
-        MktRule, Role,
+        AttestationRule, ContainmentRule, DeviceConflictRule, EventIdentity, GenesisFile,
+        LineageRule, MemberEntry, MktRule, Role,
     };
 
     fn genesis() -> Genesis {
@@ -958,6 +962,7 @@ mod product_tests {
             containment: ContainmentRule::CURRENT,
             lineage: LineageRule::CURRENT,
             attestation: AttestationRule::CURRENT,
+            device_conflicts: DeviceConflictRule::CURRENT,
         })
         .expect("genesis")
     }

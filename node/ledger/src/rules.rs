@@ -6,9 +6,12 @@
 use tracechain_proto::v1::{self as pb, ResultCode as Code, tx_body::Action};
 
 use crate::{
-    BlockContext, Rejection, attestation, containment,
+    BlockContext, Rejection, attestation, conflicts, containment,
     epcis::hash,
-    genesis::{AttestationRule, ContainmentRule, EventIdentity, Genesis, LineageRule, Role},
+    genesis::{
+        AttestationRule, ContainmentRule, DeviceConflictRule, EventIdentity, Genesis, LineageRule,
+        Role,
+    },
     lineage,
     state::{self, StateError, TxState},
     twin,
@@ -126,6 +129,7 @@ fn member_tx(
             "a sensor report must be signed by a device",
         ),
         Action::RecordEpcisEvent(a) => record_epcis_event(genesis, ctx, st, tx, a)?,
+        Action::ReportDeviceConflict(a) => report_device_conflict(genesis, st, ctx, signer, a)?,
     };
     if outcome.is_ok() {
         account.last_sequence = tx.sequence;
@@ -162,6 +166,15 @@ fn device_tx(
         return Ok(reject(
             Code::KeyMismatch,
             format!("the key that signed is not device {id}'s current key"),
+        ));
+    }
+    if let Some(c) = conflicts::current_key_compromised(&device) {
+        return Ok(reject(
+            Code::DeviceKeyCompromised,
+            format!(
+                "device {id}'s key was proven to sign conflicting readings at height {}: nothing it signs is accepted until its owner {} rotates the key",
+                c.height, device.owner
+            ),
         ));
     }
     if tx.sequence <= device.last_sequence {
@@ -277,6 +290,56 @@ fn revoke_device(
     d.lifecycle_events += 1;
     let history = device_event(&d);
     st.write(state::device_key(&a.device_id), d);
+    Ok(Ok(history))
+}
+
+/// Records proof that a device's key signed conflicting readings ([`conflicts`]): any
+/// member may report it, since the proof is in the two signatures. The key must be the
+/// device's current one (a rotated key signs nothing any more) and not flagged yet (one
+/// proof per key is enough: the key is refused from then on).
+fn report_device_conflict(
+    genesis: &Genesis,
+    st: &mut TxState<'_>,
+    ctx: BlockContext,
+    signer: &str,
+    a: &pb::ReportDeviceConflict,
+) -> Result<Outcome, StateError> {
+    if genesis.device_conflicts() == DeviceConflictRule::None {
+        return Ok(reject(
+            Code::BadEvidence,
+            "this chain's genesis does not take device conflict reports (device_conflicts = \"none\")",
+        ));
+    }
+    let proof = match conflicts::check(a, genesis.chain_id()) {
+        Ok(proof) => proof,
+        Err(why) => return Ok(reject(Code::BadEvidence, why)),
+    };
+    let id = &proof.device_id;
+    let Some(mut device) = state::device(st, id)? else {
+        return Ok(reject(
+            Code::BadEvidence,
+            format!("device {id} is not registered"),
+        ));
+    };
+    if device.scheme != proof.scheme as i32 || device.public_key != proof.public_key {
+        return Ok(reject(
+            Code::BadEvidence,
+            format!("the key that signed both is not device {id}'s current key"),
+        ));
+    }
+    if let Some(c) = conflicts::current_key_compromised(&device) {
+        return Ok(reject(
+            Code::BadEvidence,
+            format!(
+                "device {id}'s key is already flagged (proof recorded at height {})",
+                c.height
+            ),
+        ));
+    }
+    device.conflicts.push(proof.record(ctx.height, signer));
+    device.lifecycle_events += 1;
+    let history = device_event(&device);
+    st.write(state::device_key(id), device);
     Ok(Ok(history))
 }
 

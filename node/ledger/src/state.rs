@@ -200,6 +200,18 @@ pub fn used_by_prefix(key: &str) -> Vec<u8> {
     k
 }
 
+/// Key of a device transaction's index entry by sequence (`q/<device id>\0<sequence
+/// be>` → tx id), kept for every transaction a device signed that was accepted: what a
+/// node needs to tell a replayed reading from a clone's conflicting one
+/// ([`crate::conflicts`]).
+pub fn device_sequence_key(id: &str, sequence: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(12 + id.len());
+    k.extend_from_slice(b"q/");
+    push_id(&mut k, id);
+    k.extend_from_slice(&sequence.to_be_bytes());
+    k
+}
+
 /// Key of a transaction's copy by position (`p/<height be><index be>` →
 /// `pb::ShipmentEvent`: the transaction, its result and its block's time), kept for
 /// every successful transaction an identifier names, so that a history spread over many

@@ -14,8 +14,8 @@ use super::{
 use crate::{
     crypto::{Scheme, SecretKey},
     genesis::{
-        AttestationRule, ContainmentRule, EventIdentity, Genesis, GenesisFile, LineageRule,
-        MemberEntry, MktRule, Role,
+        AttestationRule, ContainmentRule, DeviceConflictRule, EventIdentity, Genesis, GenesisFile,
+        LineageRule, MemberEntry, MktRule, Role,
     },
     node::{Node, NodeConfig},
     tx,
@@ -182,6 +182,7 @@ async fn run_as(final_delivery: bool, keys: u8) -> Run {
         containment: ContainmentRule::CURRENT,
         lineage: LineageRule::CURRENT,
         attestation: AttestationRule::CURRENT,
+        device_conflicts: DeviceConflictRule::CURRENT,
         members: vec![
             member("farm", Role::Producer, 21 + keys, &farm, true),
             member("carrier", Role::Carrier, 22 + keys, &carrier, false),
@@ -592,6 +593,7 @@ async fn a_block_committed_in_a_later_view_than_its_header_verifies() {
         containment: ContainmentRule::CURRENT,
         lineage: LineageRule::CURRENT,
         attestation: AttestationRule::CURRENT,
+        device_conflicts: DeviceConflictRule::CURRENT,
         members: vec![member("farm", Role::Producer, 21, &farm, true)],
     })
     .expect("genesis");
@@ -725,4 +727,52 @@ async fn a_self_made_consortium_is_refused_and_nothing_is_verified_without_an_an
     };
     let v = verify_bytes(&bytes, &own).expect("anchored");
     assert!(v.anchored && Report::new(&v).verified);
+}
+
+/// A device proven cloned after the fact: the proof is part of the device's lifecycle,
+/// so the bundle carries it, the replay checks its two signatures again, and the report
+/// says the verdict rests on a flagged device.
+#[tokio::test]
+async fn a_device_flagged_as_cloned_is_flagged_in_the_bundle_and_its_report() {
+    let r = run(false).await;
+    // logger-1 signed sequences 1..=5, the last three with the key of seed 41; a second
+    // body for sequence 5 with that key is a clone's.
+    let mut clone = Actor::new("logger-1", pb::SignerKind::Device, 41);
+    clone.seq = 4;
+    let twin = r
+        .node
+        .shipment(SHIPMENT)
+        .await
+        .expect("read")
+        .expect("twin");
+    let refused = r
+        .node
+        .submit(vec![clone.report(SHIPMENT, twin.last_reading_ms, 2_500)])
+        .await;
+    assert!(refused[0].is_err(), "{refused:?}");
+    let seen = r.node.device_conflicts(Some("logger-1"));
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let mut retailer = Actor::new("retailer", pb::SignerKind::Member, 13);
+    let proof = seen[0].report.clone().expect("proof");
+    commit(
+        &r.node,
+        vec![retailer.sign(Action::ReportDeviceConflict(proof))],
+    )
+    .await;
+
+    let v = verify_bytes(
+        &bundle_bytes(&r).await,
+        &Expectations {
+            genesis_hash: Some(r.genesis.hash()),
+        },
+    )
+    .expect("verifies");
+    assert_eq!(v.device_flags.len(), 1, "{:?}", v.device_flags);
+    assert!(v.device_flags[0].contains("device logger-1 is flagged as cloned"));
+    assert!(v.device_flags[0].contains("by retailer"));
+    let text = Report::new(&v).to_text();
+    assert!(
+        text.contains("warning: the verdict rests on a device flagged as cloned"),
+        "{text}"
+    );
 }

@@ -60,6 +60,11 @@ pub(super) struct BenchArgs {
     /// default: the node's default).
     #[arg(long)]
     min_block_interval_ms: Option<u64>,
+    /// Percent of the load that is member-signed EPCIS ObjectEvents (each naming an
+    /// item, so indexed under it), the rest device readings: what the identifier index
+    /// costs ingest. Each member sends its own to its node.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=50))]
+    epcis_percent: u8,
 }
 
 const CHAIN: &str = "tracechain-devnet";
@@ -206,9 +211,28 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
         100,
         now_ms() - 60_000,
     );
+    // The EPCIS share: each member's events, in its sequence order, go to its own node,
+    // spread evenly among that node's readings.
+    let epcis_per_node =
+        total * usize::from(a.epcis_percent) / (100 - usize::from(a.epcis_percent)) / 4;
+    let mut epcis: Vec<Vec<pb::SignedTx>> = Vec::new();
+    for (n, (id, _, _)) in devnet::MEMBERS.iter().enumerate() {
+        let key = KeyFile::load(&dir.join(format!("keys/{id}.admin.json")))?.secret_key()?;
+        // farm's setup used its sequences 1..=setup.len().
+        let first = if n == 0 { setup.len() as u64 + 1 } else { 1 };
+        epcis.push(loadgen::epcis_observations(
+            CHAIN,
+            id,
+            &key,
+            first,
+            epcis_per_node,
+            now_ms() - 60_000,
+        ));
+    }
+    let epcis_signed: usize = epcis.iter().map(Vec::len).sum();
     let signed: usize = streams.iter().map(Vec::len).sum();
     eprintln!(
-        "signed {signed} readings ({}) in {:.1} s",
+        "signed {epcis_signed} EPCIS events and {signed} readings ({}) in {:.1} s",
         a.scheme,
         signing.elapsed().as_secs_f64()
     );
@@ -268,11 +292,27 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
     };
     let open_loop = a.rate > 0;
     let mut senders = Vec::new();
-    for (node, stream) in streams.into_iter().enumerate() {
+    for (node, (stream, member_events)) in streams.into_iter().zip(epcis).enumerate() {
         // The stream is rounds of every device of this node, in device order.
         let mut by_lane: Vec<Vec<pb::SignedTx>> = vec![Vec::new(); lanes];
         for (i, tx) in stream.into_iter().enumerate() {
             by_lane[(i % per_node_devices) % lanes].push(tx);
+        }
+        // The member's events into lane 0 (one lane keeps its sequences in order), one
+        // after every `every` readings of it.
+        if !member_events.is_empty() {
+            let readings = std::mem::take(&mut by_lane[0]);
+            let every = (readings.len() / member_events.len()).max(1);
+            let mut events = member_events.into_iter();
+            for (i, tx) in readings.into_iter().enumerate() {
+                by_lane[0].push(tx);
+                if (i + 1) % every == 0
+                    && let Some(e) = events.next()
+                {
+                    by_lane[0].push(e);
+                }
+            }
+            by_lane[0].extend(events);
         }
         for mine in by_lane {
             let counts = std::sync::Arc::new(SendCounts::default());
@@ -479,6 +519,8 @@ pub(super) async fn bench(a: BenchArgs) -> anyhow::Result<()> {
             .unwrap_or(crate::node::DEFAULT_MIN_BLOCK_INTERVAL_MS),
         "duration_s": a.duration,
         "devices": a.devices,
+        "epcis_percent": a.epcis_percent,
+        "epcis_signed": epcis_signed,
         "committed": committed,
         "refused_at_admission": refused,
         "throttled_and_resent": throttled,

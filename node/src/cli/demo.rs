@@ -17,8 +17,8 @@ use super::{output, run};
 use crate::{
     crypto::{Scheme, SecretKey},
     genesis::{
-        AttestationRule, ContainmentRule, EventIdentity, Genesis, GenesisFile, LineageRule,
-        MemberEntry, MktRule, Role,
+        AttestationRule, ContainmentRule, DeviceConflictRule, EventIdentity, Genesis, GenesisFile,
+        LineageRule, MemberEntry, MktRule, Role,
     },
     node::{Node, NodeConfig},
     tx,
@@ -208,6 +208,7 @@ pub(super) async fn demo(a: DemoArgs) -> anyhow::Result<()> {
         containment: ContainmentRule::CURRENT,
         lineage: LineageRule::CURRENT,
         attestation: AttestationRule::CURRENT,
+        device_conflicts: DeviceConflictRule::CURRENT,
         members,
     })?;
     let SecretKey::Ed25519(node_signing) = node_key else {

@@ -20,8 +20,8 @@ use super::{demo, output, run};
 use crate::{
     crypto::{KeyFile, KeyKind, Scheme, SecretKey},
     genesis::{
-        AttestationRule, ContainmentRule, EventIdentity, Genesis, GenesisFile, LineageRule,
-        MemberEntry, MktRule, Role,
+        AttestationRule, ContainmentRule, DeviceConflictRule, EventIdentity, Genesis, GenesisFile,
+        LineageRule, MemberEntry, MktRule, Role,
     },
 };
 
@@ -133,6 +133,7 @@ pub(super) fn write_consortium(dir: &Path, grpc_port: u16, p2p_port: u16) -> any
         containment: ContainmentRule::CURRENT,
         lineage: LineageRule::CURRENT,
         attestation: AttestationRule::CURRENT,
+        device_conflicts: DeviceConflictRule::CURRENT,
         members: entries,
     })?;
     std::fs::write(dir.join("genesis.toml"), genesis.to_toml())?;

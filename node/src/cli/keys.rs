@@ -9,8 +9,8 @@ use super::ensure_parent;
 use crate::{
     crypto::{KeyFile, KeyKind, Scheme, SecretKey},
     genesis::{
-        AttestationRule, ContainmentRule, EventIdentity, Genesis, GenesisFile, LineageRule,
-        MemberEntry, MktRule, Role,
+        AttestationRule, ContainmentRule, DeviceConflictRule, EventIdentity, Genesis, GenesisFile,
+        LineageRule, MemberEntry, MktRule, Role,
     },
 };
 
@@ -174,6 +174,7 @@ pub(super) fn genesis(a: GenesisArgs, json: bool) -> anyhow::Result<()> {
         containment: ContainmentRule::CURRENT,
         lineage: LineageRule::CURRENT,
         attestation: AttestationRule::CURRENT,
+        device_conflicts: DeviceConflictRule::CURRENT,
         members: entries,
     })?;
     std::fs::write(&genesis_path, genesis.to_toml())?;

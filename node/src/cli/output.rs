@@ -8,6 +8,9 @@ use tracechain_proto::v1::{self as pb, ledger_client::LedgerClient};
 
 use super::units::{fmt_milli_c, fmt_time_ms};
 
+/// A connected gRPC client.
+pub(crate) type Client = LedgerClient<Channel>;
+
 /// Connects to a node's gRPC API.
 pub(crate) async fn connect(url: &str) -> anyhow::Result<LedgerClient<Channel>> {
     let client = LedgerClient::connect(url.to_string())
@@ -240,6 +243,7 @@ pub(crate) fn device_json(d: &pb::DeviceRecord) -> Value {
         "last_sequence": d.last_sequence,
         "sequence_gaps": d.sequence_gaps,
         "key_rotations": d.key_rotations,
+        "flagged_as_cloned": crate::ledger::conflicts::flags(d),
     })
 }
 

@@ -76,6 +76,34 @@ enum What {
     Block { id: String },
     /// A device.
     Device { id: String },
+    /// Conflicting readings of one device key (a clone) this node saw, not yet reported.
+    Conflicts {
+        /// Only this device's.
+        #[arg(long)]
+        device: Option<String>,
+    },
+}
+
+/// What a verdict resting on `t`'s device-signed readings must say of its devices: one
+/// line per conflict proven against one of them.
+async fn device_flags(
+    client: &mut output::Client,
+    t: &pb::ShipmentTwin,
+) -> anyhow::Result<Vec<String>> {
+    let mut flags = Vec::new();
+    for id in crate::ledger::conflicts::devices_of(t) {
+        match client
+            .get_device(pb::GetDeviceRequest {
+                device_id: id.to_string(),
+            })
+            .await
+        {
+            Ok(d) => flags.extend(crate::ledger::conflicts::flags(&d.into_inner())),
+            Err(s) if s.code() == tonic::Code::NotFound => {}
+            Err(s) => return Err(output::status_error(s)),
+        }
+    }
+    Ok(flags)
 }
 
 #[derive(Debug, clap::Args)]
@@ -174,10 +202,21 @@ pub(super) async fn query(a: QueryArgs, json: bool) -> anyhow::Result<()> {
                 .await
                 .map_err(output::status_error)?
                 .into_inner();
+            let flags = device_flags(&mut client, &t).await?;
             if json {
-                output::print_json(&output::twin_json(&t));
+                let mut v = output::twin_json(&t);
+                v["device_flags"] = json!(flags);
+                output::print_json(&v);
             } else {
                 output::print_twin(&t);
+                if !flags.is_empty() {
+                    println!(
+                        "warning    the device-signed verdict rests on a device flagged as cloned:"
+                    );
+                    for f in &flags {
+                        println!("  - {f}");
+                    }
+                }
             }
         }
         What::Events { id, offset, limit } => {
@@ -526,6 +565,51 @@ pub(super) async fn query(a: QueryArgs, json: bool) -> anyhow::Result<()> {
                         t["message"].as_str().unwrap_or_default()
                     );
                 }
+            }
+        }
+        What::Conflicts { device } => {
+            let seen = client
+                .get_device_conflicts(pb::GetDeviceConflictsRequest {
+                    device_id: device.unwrap_or_default(),
+                })
+                .await
+                .map_err(output::status_error)?
+                .into_inner()
+                .conflicts;
+            let rows: Vec<_> = seen
+                .iter()
+                .map(|c| {
+                    json!({
+                        "device_id": c.device_id,
+                        "kind": pb::DeviceConflictKind::try_from(c.kind)
+                            .map(|k| k.as_str_name().trim_start_matches("DEVICE_CONFLICT_KIND_").to_lowercase())
+                            .unwrap_or_default(),
+                        "first_tx_id": hex::encode(&c.first_tx_id),
+                        "first_sequence": c.first_sequence,
+                        "second_tx_id": hex::encode(&c.second_tx_id),
+                        "second_sequence": c.second_sequence,
+                    })
+                })
+                .collect();
+            if json {
+                output::print_json(&json!(rows));
+            } else if rows.is_empty() {
+                println!("no conflicting device readings seen by this node");
+            } else {
+                for r in &rows {
+                    println!(
+                        "{} {}: sequence {} (tx {}) vs sequence {} (tx {})",
+                        r["device_id"].as_str().unwrap_or_default(),
+                        r["kind"].as_str().unwrap_or_default(),
+                        r["first_sequence"],
+                        r["first_tx_id"].as_str().unwrap_or_default(),
+                        r["second_sequence"],
+                        r["second_tx_id"].as_str().unwrap_or_default(),
+                    );
+                }
+                println!(
+                    "report one to the ledger: tracechain submit --key MEMBER_KEY report-conflict --device ID"
+                );
             }
         }
         What::Device { id } => {

@@ -136,6 +136,14 @@ enum ActionArgs {
         #[arg(long, default_value = "")]
         location: String,
     },
+    /// Prove to the ledger that a device's key signed conflicting readings (a clone),
+    /// with a pair the node saw (`tracechain query conflicts`): the device is flagged
+    /// and its key refused until its owner rotates it. Any member may report it.
+    ReportConflict {
+        /// The device whose conflicting pair the node saw.
+        #[arg(long)]
+        device: String,
+    },
     /// A sensor reading, signed with the device's key.
     Reading {
         #[arg(long)]
@@ -217,8 +225,26 @@ fn device_key_action(
     })
 }
 
+/// The proof of `device`'s conflict the node kept, as an action to sign.
+async fn seen_conflict(client: &mut output::Client, device: String) -> anyhow::Result<Action> {
+    let seen = client
+        .get_device_conflicts(pb::GetDeviceConflictsRequest {
+            device_id: device.clone(),
+        })
+        .await
+        .map_err(output::status_error)?
+        .into_inner()
+        .conflicts;
+    // The newest: an older one may be about a key rotated since.
+    let Some(report) = seen.into_iter().rev().find_map(|c| c.report) else {
+        bail!("the node has seen no conflicting readings of device {device}");
+    };
+    Ok(Action::ReportDeviceConflict(report))
+}
+
 fn build_action(a: ActionArgs) -> anyhow::Result<Action> {
     Ok(match a {
+        ActionArgs::ReportConflict { .. } => bail!("a conflict report is built from the node's"),
         ActionArgs::RegisterDevice {
             device_key,
             device_type,
@@ -368,8 +394,11 @@ pub(crate) fn sign_with_file(
 }
 
 pub(super) async fn submit(a: SubmitArgs, json: bool) -> anyhow::Result<()> {
-    let action = build_action(a.action)?;
     let mut client = output::connect(&a.node.node).await?;
+    let action = match a.action {
+        ActionArgs::ReportConflict { device } => seen_conflict(&mut client, device).await?,
+        other => build_action(other)?,
+    };
     let status = client
         .get_chain_status(pb::GetChainStatusRequest {})
         .await?

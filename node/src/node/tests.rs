@@ -292,3 +292,160 @@ async fn a_pending_transaction_is_not_checked_twice() {
         "{again:?}"
     );
 }
+
+fn signed(
+    key: &SecretKey,
+    kind: pb::SignerKind,
+    id: &str,
+    seq: u64,
+    action: Action,
+) -> pb::SignedTx {
+    tx::sign_body(
+        &pb::TxBody {
+            chain_id: CHAIN.into(),
+            signer: Some(pb::Signer {
+                kind: kind as i32,
+                id: id.into(),
+                scheme: pb::SignatureScheme::Ed25519 as i32,
+                public_key: key.public_key(),
+            }),
+            sequence: seq,
+            time_ms: now_ms(),
+            action: Some(action),
+        },
+        key,
+    )
+}
+
+fn reading_at(key: &SecretKey, seq: u64, observed_at_ms: i64, milli_c: i32) -> pb::SignedTx {
+    signed(
+        key,
+        pb::SignerKind::Device,
+        "logger",
+        seq,
+        Action::SensorReport(pb::SensorReport {
+            shipment_id: "s1".into(),
+            observed_at_ms,
+            temperature_milli_c: milli_c,
+            humidity_permille: None,
+            location: None,
+        }),
+    )
+}
+
+async fn committed_result(node: &Node, tx: &pb::SignedTx) -> pb::TxResult {
+    let id = TxId::of_body(&tx.body);
+    let lookup = node.get_tx(id).await.expect("reads");
+    assert_eq!(lookup.status, pb::TxStatus::Committed, "{id} not committed");
+    lookup.result.expect("a committed transaction has a result")
+}
+
+/// A clone at work, end to end on one node: the node keeps the pairs it sees (a replay
+/// with another body refused at admission; a reading with an older time refused in a
+/// block), a member proves one to the ledger, and the key is refused from then on.
+#[tokio::test]
+async fn a_node_keeps_a_clones_conflicting_readings_for_a_member_to_prove() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (node, admin) = setup(dir.path(), 100);
+    let device = SecretKey::from_bytes(Scheme::Ed25519, &[77; 32]).expect("seed");
+    let member = |seq, action| signed(&admin, pb::SignerKind::Member, "farm", seq, action);
+    let setup_txs = vec![
+        member(
+            1,
+            Action::RegisterDevice(pb::RegisterDevice {
+                device_id: "logger".into(),
+                scheme: pb::SignatureScheme::Ed25519 as i32,
+                public_key: device.public_key(),
+                device_type: String::new(),
+            }),
+        ),
+        member(
+            2,
+            Action::CreateShipment(pb::CreateShipment {
+                shipment_id: "s1".into(),
+                products: vec![],
+                owner: String::new(),
+                policy: Some(pb::ColdChainPolicy {
+                    min_milli_c: 2_000,
+                    max_milli_c: 8_000,
+                    ..Default::default()
+                }),
+                origin_location: String::new(),
+                device_ids: vec!["logger".into()],
+            }),
+        ),
+    ];
+    assert!(node.submit(setup_txs).await.iter().all(Result::is_ok));
+    node.produce_block().await.expect("block 1");
+    let t = now_ms() - 60_000;
+    // In one block: sequence 5, and sequence 6 with a reading a minute older.
+    let genuine = reading_at(&device, 5, t, 5_000);
+    let older = reading_at(&device, 6, t - 60_000, 5_000);
+    assert!(
+        node.submit(vec![genuine.clone(), older.clone()])
+            .await
+            .iter()
+            .all(Result::is_ok)
+    );
+    node.produce_block().await.expect("block 2");
+    assert_eq!(
+        committed_result(&node, &genuine).await.code,
+        pb::ResultCode::Ok as i32
+    );
+    assert_eq!(
+        committed_result(&node, &older).await.code,
+        pb::ResultCode::BadTimestamp as i32
+    );
+    let seen = node.device_conflicts(Some("logger"));
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].kind, pb::DeviceConflictKind::ClockReversed as i32);
+    assert_eq!((seen[0].first_sequence, seen[0].second_sequence), (5, 6));
+
+    // Sequence 5 again, another body: refused at admission, and kept as a pair.
+    let clone = reading_at(&device, 5, t, 3_000);
+    let refused = node.submit(vec![clone]).await;
+    assert!(
+        matches!(refused[0], Err(AdmissionError::Replayed { .. })),
+        "{refused:?}"
+    );
+    let seen = node.device_conflicts(None);
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[1].kind, pb::DeviceConflictKind::SameSequence as i32);
+    assert!(node.device_conflicts(Some("other")).is_empty());
+    // A plain replay of the committed reading is a duplicate, not a conflict.
+    let again = node.submit(vec![genuine]).await;
+    assert!(matches!(again[0], Err(AdmissionError::Duplicate { .. })));
+    assert_eq!(node.device_conflicts(None).len(), 2);
+
+    // A member proves it; the key is refused from then on.
+    let report = member(
+        3,
+        Action::ReportDeviceConflict(seen[1].report.clone().expect("proof")),
+    );
+    let after = reading_at(&device, 7, t + 1_000, 5_000);
+    assert!(node.submit(vec![report.clone()]).await[0].is_ok());
+    node.produce_block().await.expect("block 3");
+    let result = committed_result(&node, &report).await;
+    assert_eq!(result.code, pb::ResultCode::Ok as i32, "{}", result.message);
+    assert!(node.submit(vec![after.clone()]).await[0].is_ok());
+    node.produce_block().await.expect("block 4");
+    assert_eq!(
+        committed_result(&node, &after).await.code,
+        pb::ResultCode::DeviceKeyCompromised as i32
+    );
+    let record = node
+        .device("logger")
+        .await
+        .expect("reads")
+        .expect("registered");
+    assert_eq!(record.conflicts.len(), 1);
+    assert_eq!(record.conflicts[0].reported_by, "farm");
+    // The shipment's device-signed verdict now comes with the flag.
+    let twin = node.shipment("s1").await.expect("reads").expect("exists");
+    let flags = node.device_flags(&twin).await.expect("reads");
+    assert_eq!(flags.len(), 1, "{flags:?}");
+    assert!(
+        flags[0].starts_with("device logger is flagged as cloned"),
+        "{flags:?}"
+    );
+}

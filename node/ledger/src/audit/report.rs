@@ -92,6 +92,8 @@ pub struct Report {
     pub verdict: String,
     /// Why not conformant.
     pub reasons: Vec<String>,
+    /// Devices the verdict rests on that were proven to be cloned.
+    pub device_flags: Vec<String>,
     /// Whether the history is closed (delivered): then no later event can exist.
     pub history_closed: bool,
 }
@@ -127,6 +129,7 @@ fn describe(action: &Action) -> String {
         Action::RegisterDevice(a) => format!("register device {}", a.device_id),
         Action::RotateDeviceKey(a) => format!("rotate the key of device {}", a.device_id),
         Action::RevokeDevice(a) => format!("revoke device {} ({})", a.device_id, a.reason),
+        Action::ReportDeviceConflict(_) => "report a device's conflicting readings".to_string(),
         Action::CreateShipment(a) => format!(
             "create shipment {}{} with devices [{}]",
             a.shipment_id,
@@ -261,6 +264,7 @@ impl Report {
                 .map(|s| s.as_str_name().trim_start_matches("VERDICT_").to_string())
                 .unwrap_or_default(),
             reasons: t.reasons.clone(),
+            device_flags: v.device_flags.clone(),
             history_closed: t.status == pb::ShipmentStatus::Delivered as i32,
         }
     }
@@ -356,6 +360,15 @@ impl Report {
         let _ = writeln!(s, "verdict: {}", self.verdict);
         for r in &self.reasons {
             let _ = writeln!(s, "  - {r}");
+        }
+        if !self.device_flags.is_empty() {
+            let _ = writeln!(
+                s,
+                "warning: the verdict rests on a device flagged as cloned:"
+            );
+            for f in &self.device_flags {
+                let _ = writeln!(s, "  ! {f}");
+            }
         }
         s
     }

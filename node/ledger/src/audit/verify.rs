@@ -19,7 +19,7 @@ use tracechain_proto::v1::{self as pb, tx_body::Action};
 
 use super::{AuditError, BUNDLE_VERSION};
 use crate::{
-    BlockContext, Ledger, certificate,
+    BlockContext, Ledger, certificate, conflicts,
     genesis::Genesis,
     merkle, state,
     tx::{self, CheckedTx, SignerKind},
@@ -60,6 +60,9 @@ pub struct Verified {
     pub events: Vec<ProvenEvent>,
     /// The twin recomputed by replay.
     pub twin: pb::ShipmentTwin,
+    /// What the twin's device-signed verdict must say of its devices, from their proven
+    /// lifecycle: one line per conflict proven against one of them (a clone).
+    pub device_flags: Vec<String>,
     /// Height of the newest certified block in the bundle (the exporter's head).
     pub proven_height: u64,
     /// Number of certified headers checked.
@@ -378,7 +381,7 @@ fn replay(
     shipment_id: &str,
     blocks: &BTreeMap<u64, CheckedBlock>,
     txs: &[(ProvenEvent, pb::TxResult)],
-) -> Result<pb::ShipmentTwin, AuditError> {
+) -> Result<(pb::ShipmentTwin, Vec<String>), AuditError> {
     let ledger = Ledger::new(genesis.clone());
     let mut st = state::MemoryState::default();
     let mut start = 0;
@@ -414,7 +417,16 @@ fn replay(
     let bytes = st
         .record(&state::shipment_key(shipment_id))
         .ok_or_else(|| AuditError::Replay(format!("shipment {shipment_id} was never created")))?;
-    pb::ShipmentTwin::decode(bytes).map_err(|e| AuditError::Replay(e.to_string()))
+    let twin = pb::ShipmentTwin::decode(bytes).map_err(|e| AuditError::Replay(e.to_string()))?;
+    let mut flags = Vec::new();
+    for id in conflicts::devices_of(&twin) {
+        if let Some(bytes) = st.record(&state::device_key(id)) {
+            let device =
+                pb::DeviceRecord::decode(bytes).map_err(|e| AuditError::Replay(e.to_string()))?;
+            flags.extend(conflicts::flags(&device));
+        }
+    }
+    Ok((twin, flags))
 }
 
 /// Verifies a decoded bundle (see the module doc for the order of checks).
@@ -439,12 +451,13 @@ pub fn verify(bundle: pb::AuditBundle, expect: &Expectations) -> Result<Verified
             reason: "no transaction of the bundle is in this block".into(),
         });
     }
-    let twin = replay(&genesis, &bundle.shipment_id, &blocks, &txs)?;
+    let (twin, device_flags) = replay(&genesis, &bundle.shipment_id, &blocks, &txs)?;
     Ok(Verified {
         genesis_hash,
         shipment_id: bundle.shipment_id,
         events: txs.into_iter().map(|(e, _)| e).collect(),
         twin,
+        device_flags,
         proven_height: bundle.exported_at_height,
         blocks_checked: blocks.len(),
         genesis,

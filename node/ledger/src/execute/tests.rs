@@ -8,8 +8,8 @@ use super::*;
 use crate::{
     crypto::{Scheme, SecretKey},
     genesis::{
-        AttestationRule, ContainmentRule, EventIdentity, GenesisFile, LineageRule, MemberEntry,
-        MktRule, Role,
+        AttestationRule, ContainmentRule, DeviceConflictRule, EventIdentity, GenesisFile,
+        LineageRule, MemberEntry, MktRule, Role,
     },
     state::MemoryState,
     tx::{self, CheckedTx},
@@ -62,6 +62,25 @@ impl World {
         lineage: LineageRule,
         attestation: AttestationRule,
     ) -> Self {
+        Self::with_device_conflicts(
+            mkt_rule,
+            epcis_event_identity,
+            containment,
+            lineage,
+            attestation,
+            DeviceConflictRule::CURRENT,
+        )
+    }
+
+    /// A world whose genesis has every rule given.
+    pub fn with_device_conflicts(
+        mkt_rule: MktRule,
+        epcis_event_identity: EventIdentity,
+        containment: ContainmentRule,
+        lineage: LineageRule,
+        attestation: AttestationRule,
+        device_conflicts: DeviceConflictRule,
+    ) -> Self {
         let roles = [
             ("farm", Role::Producer),
             ("carrier", Role::Carrier),
@@ -98,6 +117,7 @@ impl World {
             containment,
             lineage,
             attestation,
+            device_conflicts,
             members,
         })
         .expect("valid genesis");
@@ -1511,4 +1531,142 @@ fn a_lineage_too_large_to_check_is_refused() {
     // A new lot from the same inputs is no cycle and needs no walk.
     let tx = w.member_tx("farm", transformation(&[&lot(1200)], &[&lot(1201)], 2));
     w.ok(tx);
+}
+
+fn conflict(first: &CheckedTx, second: &CheckedTx) -> Action {
+    Action::ReportDeviceConflict(pb::ReportDeviceConflict {
+        first: prost::Message::encode_to_vec(&first.signed),
+        second: prost::Message::encode_to_vec(&second.signed),
+    })
+}
+
+/// A clone: the device's key signs a second body for a sequence already used. The
+/// ledger refuses the second reading, and any member's report of the pair flags the
+/// device; from then on its key signs nothing, until the owner rotates it. Evidence that
+/// proves nothing is refused, changing nothing.
+#[test]
+fn a_device_key_proven_to_sign_two_readings_of_one_sequence_is_flagged() {
+    let mut w = with_shipment();
+    let genuine = w.reading_seq(D, 1, S, T0 + MIN, 5_000);
+    w.ok(genuine.clone());
+    let clone = w.reading_seq(D, 1, S, T0 + MIN, 3_000);
+    assert_eq!(w.run_one(clone.clone()).0, Code::SequenceReplayed);
+    let later = w.reading_seq(D, 2, S, T0 + 2 * MIN, 5_000);
+
+    // Proof that proves nothing changes nothing.
+    refused(
+        &mut w,
+        "carrier",
+        conflict(&genuine, &later),
+        Code::BadEvidence,
+        "no conflict",
+    );
+    refused(
+        &mut w,
+        "carrier",
+        conflict(&genuine, &genuine),
+        Code::BadEvidence,
+        "one transaction",
+    );
+
+    // Any member may report it; the device's owner need not agree.
+    let tx = w.member_tx("carrier", conflict(&clone, &genuine));
+    let result = w.run_results(vec![tx]).remove(0);
+    assert_eq!(result.code, Code::Ok as i32, "{}", result.message);
+    assert_eq!(
+        result.history,
+        vec![pb::HistoryEntry {
+            kind: pb::HistoryKind::Device as i32,
+            subject: D.into(),
+            seq: 2,
+        }],
+        "the report is in the device's lifecycle history"
+    );
+    let d = w.device(D);
+    assert_eq!(d.conflicts.len(), 1);
+    let c = &d.conflicts[0];
+    assert_eq!(c.kind, pb::DeviceConflictKind::SameSequence as i32);
+    assert_eq!((c.reported_by.as_str(), c.first_sequence), ("carrier", 1));
+    assert_eq!(c.height, w.height);
+    assert!(
+        crate::conflicts::flags(&d)[0].contains("flagged as cloned"),
+        "{:?}",
+        crate::conflicts::flags(&d)
+    );
+
+    // Flagged once per key.
+    refused(
+        &mut w,
+        "retailer",
+        conflict(&genuine, &clone),
+        Code::BadEvidence,
+        "already flagged",
+    );
+    // The key signs nothing any more.
+    let (code, message) = w.run_one(later);
+    assert_eq!(code, Code::DeviceKeyCompromised, "{message}");
+    assert!(message.contains("rotates the key"), "{message}");
+
+    // A new key works again; the flag stays on the device's record.
+    let new_key = SecretKey::generate(Scheme::Ed25519);
+    let tx = w.member_tx(
+        "farm",
+        Action::RotateDeviceKey(pb::RotateDeviceKey {
+            device_id: D.into(),
+            scheme: pb::SignatureScheme::Ed25519 as i32,
+            public_key: new_key.public_key(),
+        }),
+    );
+    w.ok(tx);
+    w.devices.get_mut(D).expect("device").0 = new_key;
+    let tx = w.reading_seq(D, 3, S, T0 + 3 * MIN, 5_000);
+    w.ok(tx);
+    assert_eq!(w.device(D).conflicts.len(), 1);
+    // The old key's pair no longer names the device's key.
+    refused(
+        &mut w,
+        "carrier",
+        conflict(&genuine, &clone),
+        Code::BadEvidence,
+        "not device",
+    );
+}
+
+/// The other conflict: a higher sequence whose reading is older than a lower one's (a
+/// clone with its own counter and clock). The ledger refuses the older reading
+/// (BAD_TIMESTAMP), and the pair flags the device.
+#[test]
+fn a_device_key_whose_clock_runs_backwards_across_sequences_is_flagged() {
+    let mut w = with_shipment();
+    let first = w.reading_seq(D, 10, S, T0 + 10 * MIN, 5_000);
+    w.ok(first.clone());
+    let older = w.reading_seq(D, 11, S, T0 + 5 * MIN, 5_000);
+    assert_eq!(w.run_one(older.clone()).0, Code::BadTimestamp);
+    let tx = w.member_tx("retailer", conflict(&older, &first));
+    w.ok(tx);
+    let c = &w.device(D).conflicts[0];
+    assert_eq!(c.kind, pb::DeviceConflictKind::ClockReversed as i32);
+    assert_eq!((c.first_sequence, c.second_sequence), (10, 11));
+}
+
+#[test]
+fn a_chain_without_the_device_conflict_rule_refuses_reports() {
+    let mut w = shipment_in(World::with_device_conflicts(
+        MktRule::CURRENT,
+        EventIdentity::CURRENT,
+        ContainmentRule::CURRENT,
+        LineageRule::CURRENT,
+        AttestationRule::CURRENT,
+        DeviceConflictRule::None,
+    ));
+    let genuine = w.reading_seq(D, 1, S, T0 + MIN, 5_000);
+    w.ok(genuine.clone());
+    let clone = w.reading_seq(D, 1, S, T0 + MIN, 3_000);
+    refused(
+        &mut w,
+        "carrier",
+        conflict(&genuine, &clone),
+        Code::BadEvidence,
+        "device_conflicts",
+    );
 }

@@ -228,6 +228,23 @@ pub(super) fn check_action(
             require_signer("record_epcis_event", SignerKind::Member, signer)?;
             check_epcis_event(a)
         }
+        Action::ReportDeviceConflict(a) => {
+            require_signer("report_device_conflict", SignerKind::Member, signer)?;
+            // The two signatures are checked at execution (crate::conflicts), which only
+            // a proof that decodes this far reaches.
+            for (field, bytes) in [
+                ("report_device_conflict.first", &a.first),
+                ("report_device_conflict.second", &a.second),
+            ] {
+                if bytes.is_empty() {
+                    return Err(invalid(
+                        field,
+                        "is empty: a device-signed SignedTx is required",
+                    ));
+                }
+            }
+            Ok(())
+        }
     }
 }
 
