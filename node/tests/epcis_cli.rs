@@ -1177,6 +1177,25 @@ async fn epcis_queries_answer_with_the_standards_semantics_and_pages() {
     assert_eq!(steps(&late), ["ObjectEvent inspecting"]);
     let several = query(&["eventType=AggregationEvent,TransformationEvent"], &[]);
     assert_eq!(steps(&several), ["AggregationEvent packing"]);
+    // EPC patterns: every serial of the product, every SSCC of the company.
+    assert_eq!(
+        steps(&query(
+            &["MATCH_epc=urn:epc:idpat:sgtin:0614141.712345.*"],
+            &[]
+        )),
+        steps(&by_item)
+    );
+    assert_eq!(
+        steps(&query(&["MATCH_anyEPC=urn:epc:idpat:sscc:0614141.*"], &[])),
+        steps(&by_pallet)
+    );
+    assert!(
+        events(&query(
+            &["MATCH_epc=urn:epc:idpat:sgtin:0614141.712399.*"],
+            &[]
+        ))
+        .is_empty()
+    );
 
     // One at a time, following the tokens: the same events as one page.
     let all_at_once = events(&query(
@@ -1232,6 +1251,10 @@ async fn epcis_queries_answer_with_the_standards_semantics_and_pages() {
             "is neither an EPC URI",
         ),
         (vec!["--param", "GE_eventTime=noon"], "is not a date-time"),
+        (
+            vec!["--param", "MATCH_epc=urn:epc:idpat:sgtin:0614141.*.2017"],
+            "only `*` in the last field(s)",
+        ),
         (
             vec!["--page-token", "3.0.00"],
             "is not a page token of this query",

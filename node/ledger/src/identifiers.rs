@@ -28,6 +28,112 @@ pub fn key(identifier: &str) -> String {
     }
 }
 
+/// The Digital Link domain of index keys.
+const KEY_DOMAIN: &str = "https://id.gs1.org";
+
+/// An EPC pattern URI (`urn:epc:idpat:<scheme>:<fields>`, TDS §6.5) as the index keys it
+/// matches: the keys of every instance it stands for start with one of its prefixes (and
+/// have the shape of that scheme's key). Served: `*` in the last field (every serial of a
+/// product, every asset of a company, ...), and for SGTIN and SSCC every instance of a
+/// company prefix (`CP.*.*`, `CP.*`). A pattern must name at least a company prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    prefixes: Vec<String>,
+    /// The GS1 key's digits after the prefix base: a key matches only with this many
+    /// digits there, followed by `then` (an SGTIN's `/21/`) or by nothing.
+    digits: Option<(usize, usize, &'static str)>,
+}
+
+impl Pattern {
+    /// Parses a pattern URI; `class` when it stands for classes (`MATCH_epcClass`): an
+    /// SGTIN pattern `CP.IR.*` then matches the product's classes (the GTIN, its lots).
+    pub fn parse(uri: &str, class: bool) -> Result<Pattern, String> {
+        let bad = |why: &str| Err(format!("{uri:?}: {why}"));
+        let Some((scheme, fields)) = uri
+            .strip_prefix("urn:epc:idpat:")
+            .and_then(|rest| rest.split_once(':'))
+        else {
+            return bad("is not an EPC pattern URI (urn:epc:idpat:<scheme>:<fields>)");
+        };
+        let parts: Vec<&str> = fields.split('.').collect();
+        let stars = parts.iter().rev().take_while(|p| **p == "*").count();
+        if stars == 0 || parts[..parts.len() - stars].contains(&"*") {
+            return bad("only `*` in the last field(s) of a pattern is served");
+        }
+        if stars == parts.len() {
+            return bad("a pattern must name at least its company prefix");
+        }
+        let cp = parts[0];
+        // Every key of a company: <base><one digit><CP>..., the digit before the company
+        // prefix being an SSCC's extension digit or a GTIN-14's indicator.
+        let company = |base: &str| -> Result<Vec<String>, String> {
+            if !(6..=12).contains(&cp.len()) || !cp.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("{uri:?}: {cp:?} is not a GS1 company prefix"));
+            }
+            Ok((0..10).map(|d| format!("{base}{d}{cp}")).collect())
+        };
+        match (scheme, parts.len(), stars) {
+            // Every SSCC of a company: 00/<extension digit><CP><serial reference><check>.
+            ("sscc", 2, 1) => {
+                let base = format!("{KEY_DOMAIN}/00/");
+                Ok(Pattern {
+                    prefixes: company(&base)?,
+                    digits: Some((base.len(), 18, "")),
+                })
+            }
+            // Every SGTIN (or, for classes, every GTIN) of a company:
+            // 01/<indicator><CP><item reference><check>[/21/<serial>].
+            ("sgtin", 3, 2) => {
+                let base = format!("{KEY_DOMAIN}/01/");
+                Ok(Pattern {
+                    prefixes: company(&base)?,
+                    digits: Some((base.len(), 14, if class { "" } else { "/21/" })),
+                })
+            }
+            (_, _, 1) => {
+                // The key of one instance with a placeholder last field, less the
+                // placeholder: the prefix of every instance's key.
+                const PLACEHOLDER: &str = "Z9";
+                let head = &fields[..fields.len() - 1];
+                let one = format!("urn:epc:id:{scheme}:{head}{PLACEHOLDER}");
+                let Some(k) = dl::canonical(&one) else {
+                    return bad("is not a pattern of a GS1 key this node serves");
+                };
+                let Some(mut prefix) = k.strip_suffix(PLACEHOLDER).map(str::to_string) else {
+                    return bad("is not a pattern of a GS1 key this node serves");
+                };
+                if class && scheme == "sgtin" {
+                    // The product's classes: the GTIN and its lots.
+                    prefix = prefix.trim_end_matches("/21/").to_string();
+                }
+                Ok(Pattern {
+                    prefixes: vec![prefix],
+                    digits: None,
+                })
+            }
+            _ => bad(
+                "only `*` in the last field of a pattern is served, or `CP.*.*` (sgtin) and `CP.*` (sscc)",
+            ),
+        }
+    }
+
+    /// Whether the index key `key` is one of an instance the pattern stands for.
+    pub fn matches(&self, key: &str) -> bool {
+        self.prefixes.iter().any(|p| key.starts_with(p.as_str()))
+            && self.digits.is_none_or(|(at, n, then)| {
+                key.get(at..at + n)
+                    .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()))
+                    && key.get(at + n..).is_some_and(|rest| {
+                        if then.is_empty() {
+                            rest.is_empty() || rest.starts_with('/')
+                        } else {
+                            rest.starts_with(then)
+                        }
+                    })
+            })
+    }
+}
+
 /// EPC schemes of the Tag Data Standard that are not GS1 keys (US DoD, aerospace and
 /// defence, BIC container codes, IMO vessel numbers): they have no Digital Link and are
 /// their own keys.

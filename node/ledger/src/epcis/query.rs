@@ -59,22 +59,47 @@ fn bad(name: &str, reason: impl Into<String>) -> QueryError {
     }
 }
 
+/// The identifiers one parameter asks for: index keys, and EPC patterns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Wanted {
+    keys: Vec<String>,
+    patterns: Vec<identifiers::Pattern>,
+}
+
+impl Wanted {
+    fn keys(keys: Vec<String>) -> Self {
+        Wanted {
+            keys,
+            patterns: Vec::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.patterns.is_empty()
+    }
+
+    /// Whether the index key `have` is one asked for.
+    fn contains(&self, have: &str) -> bool {
+        self.keys.iter().any(|k| k == have) || self.patterns.iter().any(|p| p.matches(have))
+    }
+}
+
 /// A checked query. Each list parameter matches when any of its values does; an event
 /// is a result when every parameter given matches.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Query {
     event_types: Vec<String>,
-    match_epc: Vec<String>,
-    match_any_epc: Vec<String>,
-    match_parent_id: Vec<String>,
-    match_input_epc: Vec<String>,
-    match_output_epc: Vec<String>,
-    match_epc_class: Vec<String>,
-    match_any_epc_class: Vec<String>,
+    match_epc: Wanted,
+    match_any_epc: Wanted,
+    match_parent_id: Wanted,
+    match_input_epc: Wanted,
+    match_output_epc: Wanted,
+    match_epc_class: Wanted,
+    match_any_epc_class: Wanted,
     eq_biz_step: Vec<String>,
     eq_disposition: Vec<String>,
-    eq_read_point: Vec<String>,
-    eq_biz_location: Vec<String>,
+    eq_read_point: Wanted,
+    eq_biz_location: Wanted,
     ge_event_time: Option<i64>,
     lt_event_time: Option<i64>,
     ge_record_time: Option<i64>,
@@ -103,8 +128,8 @@ fn disposition(value: &str) -> &str {
 
 impl Query {
     /// Checks parameters (name, values) and builds the query. An unknown name, a bad
-    /// time, an EPC pattern or an identifier that is not an EPC URI or Digital Link is
-    /// refused naming the parameter.
+    /// time, an EPC pattern this node does not serve or an identifier that is not an EPC
+    /// URI or Digital Link is refused naming the parameter.
     pub fn parse(params: &[(String, Vec<String>)]) -> Result<Query, QueryError> {
         let mut q = Query::default();
         let total: usize = params.iter().map(|(_, v)| v.len()).sum();
@@ -120,20 +145,20 @@ impl Query {
             if values.is_empty() {
                 return Err(bad(name, "has no value"));
             }
-            let epcs = |values: &[String]| -> Result<Vec<String>, QueryError> {
-                values
-                    .iter()
-                    .map(|v| {
-                        if v.starts_with("urn:epc:idpat:") {
-                            return Err(bad(
-                                name,
-                                format!("{v:?}: EPC patterns are not supported"),
-                            ));
-                        }
+            let class = name.to_ascii_lowercase().ends_with("epcclass");
+            let epcs = |values: &[String]| -> Result<Wanted, QueryError> {
+                let mut wanted = Wanted::default();
+                for v in values {
+                    if v.starts_with("urn:epc:idpat:") {
+                        let pattern =
+                            identifiers::Pattern::parse(v, class).map_err(|e| bad(name, e))?;
+                        wanted.patterns.push(pattern);
+                    } else {
                         identifiers::check_epc(v).map_err(|e| bad(name, e))?;
-                        Ok(identifiers::key(v))
-                    })
-                    .collect()
+                        wanted.keys.push(identifiers::key(v));
+                    }
+                }
+                Ok(wanted)
             };
             let time = |values: &[String]| -> Result<Option<i64>, QueryError> {
                 match values {
@@ -164,10 +189,12 @@ impl Query {
                     q.eq_disposition = values.iter().map(|v| disposition(v).to_string()).collect()
                 }
                 "EQ_readPoint" => {
-                    q.eq_read_point = values.iter().map(|v| identifiers::key(v)).collect()
+                    q.eq_read_point =
+                        Wanted::keys(values.iter().map(|v| identifiers::key(v)).collect())
                 }
                 "EQ_bizLocation" => {
-                    q.eq_biz_location = values.iter().map(|v| identifiers::key(v)).collect()
+                    q.eq_biz_location =
+                        Wanted::keys(values.iter().map(|v| identifiers::key(v)).collect())
                 }
                 "GE_eventTime" => q.ge_event_time = time(values)?,
                 "LT_eventTime" => q.lt_event_time = time(values)?,
@@ -189,7 +216,8 @@ impl Query {
 
     /// The identifier keys one of which every result names (each result is in the index
     /// of one of them), or `None` when the query names no identifier: the most selective
-    /// parameter given, identifiers before places.
+    /// parameter given, identifiers before places. A parameter with a pattern among its
+    /// values gives none (its results are not under a few keys).
     pub fn candidate_keys(&self) -> Option<&[String]> {
         [
             &self.match_epc,
@@ -203,8 +231,8 @@ impl Query {
             &self.eq_biz_location,
         ]
         .into_iter()
-        .find(|list| !list.is_empty())
-        .map(Vec::as_slice)
+        .find(|w| !w.keys.is_empty() && w.patterns.is_empty())
+        .map(|w| w.keys.as_slice())
     }
 
     /// Whether `event` (EPCIS JSON), recorded at `record_time_ms`, is a result.
@@ -224,13 +252,10 @@ impl Query {
             }
             out
         };
-        let any = |wanted: &[String], fields: &[&str]| {
-            wanted.is_empty() || {
-                let have = ids(fields);
-                wanted.iter().any(|w| have.contains(w))
-            }
+        let any = |wanted: &Wanted, fields: &[&str]| {
+            wanted.is_empty() || ids(fields).iter().any(|have| wanted.contains(have))
         };
-        let place = |wanted: &[String], field: &str| {
+        let place = |wanted: &Wanted, field: &str| {
             wanted.is_empty()
                 || event[field]["id"]
                     .as_str()
@@ -384,6 +409,54 @@ mod tests {
         assert_eq!(q(&[("EQ_bizStep", &["packing"])]).candidate_keys(), None);
     }
 
+    /// EPC patterns (TDS): every serial of a product, every SSCC or SGTIN of a company;
+    /// for classes, a product's lots. They match each form of an identifier, and a
+    /// parameter with a pattern gives no candidate keys (the node reads blocks instead).
+    #[test]
+    fn epc_patterns_match_what_they_stand_for() {
+        let e = packing();
+        let t = 1_709_370_000_000;
+        let yes = |name: &str, pattern: &str| q(&[(name, &[pattern])]).matches(&e, t);
+        assert!(yes("MATCH_epc", "urn:epc:idpat:sgtin:0614141.712345.*"));
+        assert!(yes("MATCH_epc", "urn:epc:idpat:sgtin:0614141.*.*"));
+        assert!(!yes("MATCH_epc", "urn:epc:idpat:sgtin:0614141.712346.*"));
+        assert!(!yes("MATCH_epc", "urn:epc:idpat:sgtin:0614142.*.*"));
+        // The pallet is the parent: MATCH_anyEPC, not MATCH_epc.
+        assert!(yes("MATCH_anyEPC", "urn:epc:idpat:sscc:0614141.*"));
+        assert!(yes("MATCH_parentID", "urn:epc:idpat:sscc:0614141.*"));
+        assert!(!yes("MATCH_epc", "urn:epc:idpat:sscc:0614141.*"));
+        assert!(!yes("MATCH_parentID", "urn:epc:idpat:sscc:4012345.*"));
+        // A pattern and an exact value in one parameter: either matches.
+        assert!(q(&[("MATCH_epc", &["urn:epc:idpat:sgtin:4012345.*.*", ITEM])]).matches(&e, t));
+        assert_eq!(
+            q(&[("MATCH_epc", &["urn:epc:idpat:sgtin:0614141.712345.*"])]).candidate_keys(),
+            None
+        );
+        assert_eq!(
+            q(&[
+                ("MATCH_epc", &["urn:epc:idpat:sgtin:0614141.712345.*"]),
+                ("MATCH_parentID", &[PALLET])
+            ])
+            .candidate_keys(),
+            Some(&[identifiers::key(PALLET)][..])
+        );
+        // Classes: a lot of the product is one of its classes; another product's is not.
+        let lots = json!({
+            "type": "ObjectEvent", "action": "OBSERVE",
+            "eventTime": "2024-03-02T09:00:00Z",
+            "quantityList": [{"epcClass": "urn:epc:class:lgtin:0614141.712345.L7", "quantity": 5}],
+        });
+        let class = |pattern: &str| q(&[("MATCH_epcClass", &[pattern])]).matches(&lots, t);
+        assert!(class("urn:epc:idpat:sgtin:0614141.712345.*"));
+        assert!(class("urn:epc:idpat:sgtin:0614141.*.*"));
+        assert!(!class("urn:epc:idpat:sgtin:0614141.712399.*"));
+        // Other keys with `*` last: every asset of a company, every extension of a place.
+        let giai = identifiers::Pattern::parse("urn:epc:idpat:giai:0614141.*", false)
+            .expect("a giai pattern");
+        assert!(giai.matches(&identifiers::key("urn:epc:id:giai:0614141.A7")));
+        assert!(!giai.matches(&identifiers::key("urn:epc:id:giai:0614142.A7")));
+    }
+
     #[test]
     fn bad_parameters_are_refused_by_name() {
         for (name, values, says) in [
@@ -395,8 +468,18 @@ mod tests {
             ("MATCH_epc", vec!["pallet-9"], "is neither an EPC URI"),
             (
                 "MATCH_epc",
-                vec!["urn:epc:idpat:sgtin:0614141.712345.*"],
-                "patterns are not supported",
+                vec!["urn:epc:idpat:sgtin:0614141.*.2017"],
+                "only `*` in the last field(s)",
+            ),
+            (
+                "MATCH_epc",
+                vec!["urn:epc:idpat:sgtin:*.*.*"],
+                "at least its company prefix",
+            ),
+            (
+                "MATCH_anyEPC",
+                vec!["urn:epc:idpat:sscc:06x4141.*"],
+                "is not a GS1 company prefix",
             ),
             ("GE_eventTime", vec!["yesterday"], "is not a date-time"),
             (
