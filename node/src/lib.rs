@@ -14,6 +14,7 @@ pub mod containers;
 mod decode_fault;
 pub mod device_conflicts;
 pub mod fsma;
+pub mod gateway;
 pub mod lineage;
 pub mod loadgen;
 mod locks;

@@ -52,6 +52,22 @@ enum What {
         #[arg(long, default_value = "epcis.json")]
         out: PathBuf,
     },
+    /// Serve the GS1 EPCIS 2.0 REST binding for the member (docs/EPCIS.md): GET /events
+    /// and GET /epcs/{epc}/events over the node's committed events. Every request must
+    /// carry `Authorization: Bearer <token>`.
+    Serve {
+        /// The member's key file (capture signs with it).
+        #[arg(long)]
+        key: PathBuf,
+        #[command(flatten)]
+        node: NodeAddr,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// File holding the bearer token clients must give (at least 16 characters).
+        #[arg(long)]
+        token_file: PathBuf,
+    },
     /// Query committed events (EPCIS 2.0 SimpleEventQuery): prints the query document
     /// of one page, or of every page with --all.
     Query {
@@ -74,8 +90,55 @@ enum What {
     },
 }
 
+/// Runs the REST gateway until Ctrl-C.
+async fn serve(
+    key: &std::path::Path,
+    node: &str,
+    listen: &str,
+    token_file: &std::path::Path,
+) -> anyhow::Result<()> {
+    let member = KeyFile::load(key).with_context(|| format!("reading {}", key.display()))?;
+    if member.kind != KeyKind::Member {
+        bail!("{} is not a member key file", key.display());
+    }
+    let token = std::fs::read_to_string(token_file)
+        .with_context(|| format!("reading {}", token_file.display()))?
+        .trim()
+        .to_string();
+    if token.chars().count() < 16 {
+        bail!(
+            "the token in {} is shorter than 16 characters",
+            token_file.display()
+        );
+    }
+    let client = output::connect(node).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    eprintln!(
+        "EPCIS 2.0 REST gateway of {} on http://{} (node {node})",
+        member.id,
+        listener.local_addr()?
+    );
+    crate::gateway::serve(
+        crate::gateway::Gateway::new(client, token),
+        listener,
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 pub(super) async fn epcis(a: EpcisArgs, json: bool) -> anyhow::Result<()> {
     match a.what {
+        What::Serve {
+            key,
+            node,
+            listen,
+            token_file,
+        } => serve(&key, &node.node, &listen, &token_file).await,
         What::Query {
             params,
             per_page,
