@@ -440,6 +440,8 @@ mod event_hash {
     }
 }
 
+mod gateway_common;
+
 mod epcis_schema {
     use serde_json::Value;
     use tracechain_node::{
@@ -661,5 +663,32 @@ mod epcis_schema {
             !errors(&validator, &broken).is_empty(),
             "the schema requires eventTime"
         );
+    }
+
+    /// What the REST gateway answers, page by page, validates against GS1's schema as
+    /// an HTTP client receives it.
+    #[tokio::test]
+    async fn rest_gateway_answers_validate_against_gs1s_schema() {
+        use super::gateway_common::{AUTH, events, request, serve};
+        let validator = validator();
+        let s = serve().await;
+        let mut next = "/events?EQ_bizStep=inspecting&perPage=2".to_string();
+        let mut seen = 0;
+        loop {
+            let a = request("GET", &format!("{}{next}", s.base), &[AUTH]).await;
+            assert_eq!(a.status, 200, "{}", a.body);
+            let problems = errors(&validator, &a.body);
+            assert!(problems.is_empty(), "{next}: {problems:#?}");
+            seen += events(&a).len();
+            let Some(link) = a.headers.get("link").and_then(|v| v.to_str().ok()) else {
+                break;
+            };
+            next = link
+                .strip_prefix('<')
+                .and_then(|l| l.split_once('>'))
+                .map(|(u, _)| u.to_string())
+                .expect("a link");
+        }
+        assert_eq!(seen, 3);
     }
 }
