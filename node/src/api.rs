@@ -163,6 +163,7 @@ impl pb::ledger_server::Ledger for Api {
             index: found.index,
             result: found.result,
             tx: found.tx,
+            block_time_ms: found.block_time_ms,
         }))
     }
 

@@ -3,7 +3,8 @@
 //! repository. The gateway is a client of a node's gRPC API (`QueryEvents`); it holds the
 //! member's key for capture, so every request must carry the gateway's bearer token.
 //!
-//! Served so far: `GET /events` and `GET /epcs/{epc}/events` with the query parameters
+//! Served so far: `GET /events/{eventID}` (by Event Hash ID or a native event's
+//! `urn:tracechain:tx:` id), `GET /events` and `GET /epcs/{epc}/events` with the query parameters
 //! `QueryEvents` serves, `perPage` / `nextPageToken` paging with a `Link: <...>;
 //! rel="next"` header; errors as RFC 7807 problem details with the binding's
 //! `epcisException:` types; `GS1-EPCIS-Version` / `GS1-CBV-Version` on every answer;
@@ -24,6 +25,8 @@ use subtle::ConstantTimeEq;
 use tonic::transport::Channel;
 use tracechain_proto::v1::{self as pb, ledger_client::LedgerClient};
 
+use crate::ledger::epcis::{export, query};
+
 /// The EPCIS and CBV versions answered.
 pub const EPCIS_VERSION: &str = "2.0.0";
 /// The CBV version.
@@ -37,12 +40,18 @@ pub const MAX_QUERY_BYTES: usize = 16 * 1024;
 pub struct Gateway {
     node: LedgerClient<Channel>,
     token: String,
+    chain_id: String,
 }
 
 impl Gateway {
-    /// A gateway to the node behind `node`, answering requests that carry `token`.
-    pub fn new(node: LedgerClient<Channel>, token: String) -> Self {
-        Self { node, token }
+    /// A gateway to the node behind `node` (of chain `chain_id`), answering requests that
+    /// carry `token`.
+    pub fn new(node: LedgerClient<Channel>, token: String, chain_id: String) -> Self {
+        Self {
+            node,
+            token,
+            chain_id,
+        }
     }
 }
 
@@ -278,6 +287,112 @@ async fn epc_events(
         .unwrap_or_else(IntoResponse::into_response)
 }
 
+fn no_such_event(id: &str, why: &str) -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "epcisException:NoSuchResourceException",
+        "No such event",
+        format!("{id}: {why}"),
+    )
+}
+
+/// One event by its id: an Event Hash ID (`ni:///sha-256;...`, how the consortium
+/// identifies an imported event) or a native event's `urn:tracechain:tx:<tx id>`, as a
+/// query document of that event.
+async fn event_by_id(
+    mut gateway: Gateway,
+    headers: HeaderMap,
+    id: &str,
+) -> Result<Response, Problem> {
+    authorised(&gateway, &headers)?;
+    let media = media_type(&headers)?;
+    let not_found = |s: tonic::Status| {
+        if s.code() == tonic::Code::NotFound {
+            no_such_event(id, "not recorded")
+        } else {
+            from_status(s)
+        }
+    };
+    let (signed, ok, block_time_ms) = if let Some(hex) = id.strip_prefix("urn:tracechain:tx:") {
+        let tx_id = hex::decode(hex)
+            .ok()
+            .filter(|b| b.len() == 32)
+            .ok_or_else(|| no_such_event(id, "not a transaction id (64 hex digits)"))?;
+        let r = gateway
+            .node
+            .get_tx(pb::GetTxRequest { tx_id })
+            .await
+            .map_err(not_found)?
+            .into_inner();
+        let ok = r.status == pb::TxStatus::Committed as i32
+            && r.result
+                .is_some_and(|r| r.code == pb::ResultCode::Ok as i32);
+        (r.tx, ok, r.block_time_ms)
+    } else if id.starts_with("ni:///") {
+        let r = gateway
+            .node
+            .get_event(pb::GetEventRequest {
+                event_hash: id.to_string(),
+            })
+            .await
+            .map_err(|s| {
+                if s.code() == tonic::Code::InvalidArgument {
+                    no_such_event(id, s.message())
+                } else {
+                    not_found(s)
+                }
+            })?
+            .into_inner();
+        (r.tx, true, r.block_time_ms)
+    } else {
+        return Err(no_such_event(
+            id,
+            "events are found by their Event Hash ID (ni:///sha-256;...) or urn:tracechain:tx:<tx id>",
+        ));
+    };
+    let Some(signed) = signed.filter(|_| ok) else {
+        return Err(no_such_event(id, "not a committed, successful transaction"));
+    };
+    // From another process: checked as any transaction is, signature included.
+    let checked = crate::tx::check(signed, &gateway.chain_id).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "epcisException:ImplementationException",
+            "The node answered a transaction that does not check",
+            e.to_string(),
+        )
+    })?;
+    let event = export::any_event(&export::ExportEvent {
+        block_time_ms,
+        tx: &checked,
+    })
+    .ok()
+    .flatten()
+    .ok_or_else(|| no_such_event(id, "the transaction is not an EPCIS event"))?;
+    let document = query::query_document(
+        vec![query::with_record_time(event, block_time_ms)],
+        crate::node::now_ms(),
+    );
+    Ok(versioned(
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, media)],
+            document.to_string(),
+        )
+            .into_response(),
+    ))
+}
+
+async fn event(
+    State(gateway): State<Gateway>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    event_by_id(gateway, headers, &id)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
 /// Everything not served yet.
 async fn not_served(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
     if let Err(p) = authorised(&gateway, &headers) {
@@ -287,7 +402,7 @@ async fn not_served(State(gateway): State<Gateway>, headers: HeaderMap) -> Respo
         StatusCode::NOT_IMPLEMENTED,
         "epcisException:ImplementationException",
         "Functionality not supported by server",
-        "this gateway serves GET /events and GET /epcs/{epc}/events (docs/EPCIS.md)".into(),
+        "this gateway serves GET /events, GET /events/{eventID} and GET /epcs/{epc}/events (docs/EPCIS.md)".into(),
     )
     .into_response()
 }
@@ -297,6 +412,7 @@ pub fn router(gateway: Gateway) -> Router {
     Router::new()
         .route("/events", get(events))
         .route("/epcs/{epc}/events", get(epc_events))
+        .route("/events/{event_id}", get(event))
         .fallback(not_served)
         .with_state(gateway)
 }

@@ -55,6 +55,58 @@ async fn queries_page_and_fail_as_the_binding_says() {
     .await;
     assert_eq!(events(&a).len(), 3, "{}", a.body);
 
+    // One event by its id: the Event Hash ID the consortium keeps for an imported
+    // event, in a query document of that event.
+    let mut recorded = found[0].clone();
+    recorded
+        .as_object_mut()
+        .expect("an object")
+        .remove("recordTime");
+    let by_hash =
+        tracechain_node::epcis::hash::recorded_event_hash_of(&recorded).expect("its hash");
+    let a = request(
+        "GET",
+        &url(&format!(
+            "/events/{}",
+            form_urlencoded::byte_serialize(by_hash.as_bytes()).collect::<String>()
+        )),
+        &[AUTH],
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["type"], "EPCISQueryDocument");
+    assert_eq!(events(&a).len(), 1);
+    assert_eq!(events(&a)[0]["epcList"], found[0]["epcList"]);
+    // Or by the transaction that recorded it.
+    let a = request(
+        "GET",
+        &url(&format!("/events/urn:tracechain:tx:{}", s.tx_ids[1])),
+        &[AUTH],
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(events(&a)[0]["epcList"], found[0]["epcList"]);
+    for (id, says) in [
+        (
+            "urn:uuid:6a3a1f6e-0000-4000-8000-000000000000",
+            "are found by",
+        ),
+        (
+            "urn:tracechain:tx:0000000000000000000000000000000000000000000000000000000000000000",
+            "not recorded",
+        ),
+        ("urn:tracechain:tx:12", "not a transaction id"),
+    ] {
+        let a = request("GET", &url(&format!("/events/{id}")), &[AUTH]).await;
+        assert_eq!(a.status, 404, "{id}: {}", a.body);
+        assert_eq!(a.body["type"], "epcisException:NoSuchResourceException");
+        assert!(
+            a.body["detail"].as_str().is_some_and(|d| d.contains(says)),
+            "{}",
+            a.body
+        );
+    }
+
     // Paged: two, then the `Link` to the last one, then no link.
     let a = request(
         "GET",

@@ -111,7 +111,13 @@ async fn serve(
             token_file.display()
         );
     }
-    let client = output::connect(node).await?;
+    let mut client = output::connect(node).await?;
+    let chain_id = client
+        .get_chain_status(pb::GetChainStatusRequest {})
+        .await
+        .map_err(output::status_error)?
+        .into_inner()
+        .chain_id;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
@@ -121,7 +127,7 @@ async fn serve(
         listener.local_addr()?
     );
     crate::gateway::serve(
-        crate::gateway::Gateway::new(client, token),
+        crate::gateway::Gateway::new(client, token, chain_id),
         listener,
         async {
             let _ = tokio::signal::ctrl_c().await;

@@ -26,6 +26,8 @@ pub const TOKEN: &str = "a-token-of-some-length";
 
 pub struct Served {
     pub base: String,
+    /// The committed events' transaction ids (hex), in order.
+    pub tx_ids: Vec<String>,
     _stop: watch::Sender<bool>,
     _data: tempfile::TempDir,
 }
@@ -54,6 +56,10 @@ pub async fn serve() -> Served {
         .expect("clock")
         .as_millis() as i64;
     let events = loadgen::epcis_observations(CHAIN, "farm", &admin, 1, 3, now - 60_000);
+    let tx_ids = events
+        .iter()
+        .map(|t| blake3::hash(&t.body).to_hex().to_string())
+        .collect();
     assert!(node.submit(events).await.iter().all(Result::is_ok));
     node.produce_block().await.expect("block");
     let (stop, stopped) = watch::channel(false);
@@ -77,7 +83,7 @@ pub async fn serve() -> Served {
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let mut until = stopped;
     tokio::spawn(gateway::serve(
-        Gateway::new(LedgerClient::new(channel), TOKEN.into()),
+        Gateway::new(LedgerClient::new(channel), TOKEN.into(), CHAIN.into()),
         listener,
         async move {
             let _ = until.wait_for(|s| *s).await;
@@ -85,6 +91,7 @@ pub async fn serve() -> Served {
     ));
     Served {
         base,
+        tx_ids,
         _stop: stop,
         _data: data,
     }
