@@ -5,9 +5,10 @@
 //! member to report to the ledger (`tracechain submit report-conflict`), which then flags
 //! the device. The node signs nothing itself: it holds no member key.
 //!
-//! Work is bounded: a suspect costs two index reads, a block read and (only when a
-//! committed transaction is found) two signature checks, no more than the admission of
-//! one transaction; at most [`MAX_KEPT`] pairs are kept, oldest dropped first.
+//! Work is bounded: a suspect costs a state read and a signature check (what admitting
+//! any transaction costs); only a correctly signed one goes on to the index and block
+//! reads and the pair check; at most 16 suspects per submission or block, and at most
+//! [`MAX_KEPT`] pairs are kept, oldest dropped first.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -104,11 +105,11 @@ fn find(
     chain_id: &str,
     suspect: &pb::SignedTx,
 ) -> Result<Option<pb::SeenDeviceConflict>, Box<dyn std::error::Error>> {
-    // Stateless decoding only: no signature is checked before a pair is found.
     let Ok(unverified) = tx::decode(suspect.clone(), chain_id) else {
         return Ok(None);
     };
-    let signer = unverified.signer();
+    let signer = unverified.signer().clone();
+    let sequence = unverified.sequence();
     if signer.kind != SignerKind::Device {
         return Ok(None);
     }
@@ -123,7 +124,12 @@ fn find(
         // flagged one needs no second proof.
         return Ok(None);
     }
-    let mut sequences = vec![unverified.sequence(), device.last_sequence];
+    // The signature first: a forged "replay" (anyone can send one) costs one check, as
+    // any transaction does at admission, and no block is read for it.
+    if unverified.verify().is_err() {
+        return Ok(None);
+    }
+    let mut sequences = vec![sequence, device.last_sequence];
     sequences.dedup();
     for sequence in sequences {
         let Some(other) = committed(store, &signer.id, sequence)? else {

@@ -412,6 +412,18 @@ async fn a_node_keeps_a_clones_conflicting_readings_for_a_member_to_prove() {
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert_eq!(seen[1].kind, pb::DeviceConflictKind::SameSequence as i32);
     assert!(node.device_conflicts(Some("other")).is_empty());
+    // A forged one (the device's key named, another key signing) is refused the same
+    // way and proves nothing: the watch keeps nothing for it.
+    let forger = SecretKey::from_bytes(Scheme::Ed25519, &[78; 32]).expect("seed");
+    let mut body =
+        pb::TxBody::decode(reading_at(&device, 5, t, 1_000).body.as_slice()).expect("body");
+    body.time_ms += 1;
+    let forged = tx::sign_body(&body, &forger);
+    assert!(matches!(
+        node.submit(vec![forged]).await[0],
+        Err(AdmissionError::Replayed { .. })
+    ));
+    assert_eq!(node.device_conflicts(None).len(), 2);
     // A plain replay of the committed reading is a duplicate, not a conflict.
     let again = node.submit(vec![genuine]).await;
     assert!(matches!(again[0], Err(AdmissionError::Duplicate { .. })));
