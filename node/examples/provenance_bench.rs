@@ -17,7 +17,9 @@
 //! Measured: `--queries` sequential requests of each kind, one client, after the chain
 //! is built — GetProvenance of the item (its steps, 20 stays and the shipment's custody),
 //! GetLineage of lot 5 (5 transformations upstream) and of the item (5 downstream),
-//! QueryEvents MATCH_epc of the item (first page), GetContents of the last pallet.
+//! QueryEvents MATCH_epc of the item (first page), the same through the EPCIS 2.0 REST
+//! gateway (`GET /events?MATCH_epc=...`, an HTTP client; gateway and node in this
+//! process), GetContents of the last pallet.
 //! Prints p50 / p95 / p99 / max per kind, and a JSON line.
 
 use std::{
@@ -33,6 +35,7 @@ use tracechain_node::{
     api,
     crypto::{Scheme, SecretKey},
     epcis::export,
+    gateway,
     genesis::{Genesis, GenesisFile},
     node::{Node, NodeConfig},
     tx,
@@ -53,6 +56,7 @@ struct Args {
 }
 
 const CHAIN: &str = "provenance-bench";
+const TOKEN: &str = "provenance-bench-token";
 const ITEM: &str = "urn:epc:id:sgtin:4012345.099999.STORY";
 const SHIPMENT: &str = "urn:epc:id:sscc:4012345.9999999999";
 const T0: i64 = 1_735_689_600_000; // 2025-01-01T00:00:00Z
@@ -334,6 +338,45 @@ async fn main() -> anyhow::Result<()> {
         first.count
     );
 
+    // The EPCIS 2.0 REST gateway in front of the node, and an HTTP client.
+    let gw_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let gw_addr = gw_listener.local_addr()?;
+    let mut gw_stop = stop.subscribe();
+    let gateway = tokio::spawn(gateway::serve(
+        gateway::Gateway::new(client.clone(), TOKEN.into(), CHAIN.into()),
+        gw_listener,
+        async move {
+            let _ = gw_stop.wait_for(|s| *s).await;
+        },
+    ));
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<prost::bytes::Bytes>>();
+    let rest_url = format!("http://{gw_addr}/events?MATCH_epc={ITEM}&perPage=100");
+    let rest = || {
+        let request = axum::http::Request::get(rest_url.as_str())
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(http_body_util::Empty::new());
+        let http = http.clone();
+        async move {
+            let response = http.request(request?).await?;
+            anyhow::ensure!(
+                response.status() == 200,
+                "GET /events: {}",
+                response.status()
+            );
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await?
+                .to_bytes();
+            Ok::<_, anyhow::Error>(body)
+        }
+    };
+    let page: serde_json::Value = serde_json::from_slice(&rest().await?)?;
+    let listed = page
+        .pointer("/epcisBody/queryResults/resultsBody/eventList")
+        .and_then(|l| l.as_array())
+        .map_or(0, Vec::len);
+    anyhow::ensure!(listed == PALLETS * 2, "GET /events: {listed} events");
+
     // ---- measured ----
     let mut report = serde_json::Map::new();
     macro_rules! measure {
@@ -365,6 +408,7 @@ async fn main() -> anyhow::Result<()> {
         "QueryEvents(MATCH_epc item)",
         client.query_events(query.clone())
     );
+    measure!("REST GET /events?MATCH_epc=item", rest());
     measure!(
         "GetContents(last pallet)",
         client.get_contents(pb::GetContentsRequest {
@@ -398,6 +442,7 @@ async fn main() -> anyhow::Result<()> {
         })
     );
     let _ = stop.send(true);
+    let _ = gateway.await;
     let _ = producer.await;
     let _ = server.await;
     Ok(())
