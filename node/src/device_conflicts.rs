@@ -126,9 +126,9 @@ fn find(
     }
     // The signature first: a forged "replay" (anyone can send one) costs one check, as
     // any transaction does at admission, and no block is read for it.
-    if unverified.verify().is_err() {
+    let Ok(suspect_tx) = unverified.verify() else {
         return Ok(None);
-    }
+    };
     let mut sequences = vec![sequence, device.last_sequence];
     sequences.dedup();
     for sequence in sequences {
@@ -138,11 +138,9 @@ fn find(
         if other.body == suspect.body {
             continue;
         }
-        let report = pb::ReportDeviceConflict {
-            first: suspect.encode_to_vec(),
-            second: other.encode_to_vec(),
-        };
-        if let Ok(proof) = conflicts::check(&report, chain_id) {
+        // From this node's own blocks: verified before they were committed.
+        let other_tx = tx::committed(other.clone(), chain_id)?;
+        if let Ok(proof) = conflicts::prove(&suspect_tx, &other_tx) {
             return Ok(Some(pb::SeenDeviceConflict {
                 device_id: proof.device_id,
                 kind: proof.kind as i32,
@@ -150,7 +148,10 @@ fn find(
                 first_sequence: proof.first.sequence,
                 second_tx_id: proof.second.id.0.to_vec(),
                 second_sequence: proof.second.sequence,
-                report: Some(report),
+                report: Some(pb::ReportDeviceConflict {
+                    first: suspect.encode_to_vec(),
+                    second: other.encode_to_vec(),
+                }),
             }));
         }
     }

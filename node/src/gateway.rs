@@ -313,8 +313,8 @@ async fn event_by_id(
             from_status(s)
         }
     };
-    let (signed, ok, block_time_ms) = if let Some(hex) = id.strip_prefix("urn:tracechain:tx:") {
-        let tx_id = hex::decode(hex)
+    let (signed, ok, block_time_ms) = if let Some(digits) = id.strip_prefix("urn:tracechain:tx:") {
+        let tx_id = hex::decode(digits)
             .ok()
             .filter(|b| b.len() == 32)
             .ok_or_else(|| no_such_event(id, "not a transaction id (64 hex digits)"))?;

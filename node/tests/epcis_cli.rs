@@ -224,6 +224,27 @@ const FARM_KEY: &str = "net/keys/farm.admin.json";
 
 /// A one-member consortium (farm, the validator) in `dir/net`, its running node, and
 /// farm's shipment `SSCC` of lettuce.
+/// Writes `doc` to `doc.json` in `dir` and imports it through the CLI, signed with the
+/// member key file `key`, into the node at `url`: the process's output.
+fn import_doc(dir: &Path, url: &str, key: &str, doc: String) -> std::process::Output {
+    std::fs::write(dir.join("doc.json"), doc).expect("write");
+    run(
+        dir,
+        &["epcis", "import", "doc.json", "--key", key, "--node", url],
+    )
+}
+
+/// [`import_doc`], which must succeed.
+fn import_ok(dir: &Path, url: &str, key: &str, doc: String) {
+    let out = import_doc(dir, url, key, doc);
+    assert!(
+        out.status.success(),
+        "import failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn farm_with_shipment(dir: &Path, chain_id: &str) -> common::NodeProcess {
     cli(
         dir,
@@ -817,13 +838,7 @@ async fn a_case_inherits_the_custody_of_the_shipment_its_pallet_is_in() {
         "urn:epc:id:sgtin:4012345.011111.A",
         "urn:epc:id:sgtin:4012345.011111.B",
     );
-    let import = |key: &str, doc: String| {
-        std::fs::write(dir.join("doc.json"), doc).expect("write");
-        run(
-            dir,
-            &["epcis", "import", "doc.json", "--key", key, "--node", &url],
-        )
-    };
+    let import = |key: &str, doc: String| import_doc(dir, &url, key, doc);
     let packed = import(
         FARM_KEY,
         aggregation_event("ADD", pallet, &[case_a, case_b], "2024-03-02T08:00:00Z"),
@@ -981,15 +996,7 @@ async fn a_salad_mix_is_traced_to_its_lots_and_back() {
     let node = farm_with_shipment(dir, "lineage");
     let url = node.url.clone();
     let lot = |name: &str| format!("urn:epc:class:lgtin:4012345.011111.{name}");
-    let import = |doc: String| {
-        std::fs::write(dir.join("doc.json"), doc).expect("write");
-        run(
-            dir,
-            &[
-                "epcis", "import", "doc.json", "--key", FARM_KEY, "--node", &url,
-            ],
-        )
-    };
+    let import = |doc: String| import_doc(dir, &url, FARM_KEY, doc);
     let made = import(transformations(&[
         (vec![lot("A"), lot("B")], vec![lot("MIX")]),
         (vec![lot("MIX")], vec![lot("SALAD")]),
@@ -1074,15 +1081,7 @@ async fn epcis_queries_answer_with_the_standards_semantics_and_pages() {
     let item = "urn:epc:id:sgtin:0614141.712345.2017";
     let link = "https://brand.example/01/70614141123451/21/2017";
     let pallet = "urn:epc:id:sscc:0614141.1234567890";
-    let import = |doc: String| {
-        std::fs::write(dir.join("doc.json"), doc).expect("write");
-        cli(
-            dir,
-            &[
-                "epcis", "import", "doc.json", "--key", FARM_KEY, "--node", &url,
-            ],
-        );
-    };
+    let import = |doc: String| import_ok(dir, &url, FARM_KEY, doc);
     import(object_event(
         item,
         "ADD",
@@ -1297,15 +1296,7 @@ async fn fsma_records_of_a_lot_and_its_inputs_as_a_sortable_spreadsheet() {
     let node = start_node(dir);
     let url = node.url.clone();
     let lot = |name: &str| format!("urn:epc:class:lgtin:4012345.011111.{name}");
-    let import = |doc: String| {
-        std::fs::write(dir.join("doc.json"), doc).expect("write");
-        cli(
-            dir,
-            &[
-                "epcis", "import", "doc.json", "--key", FARM_KEY, "--node", &url,
-            ],
-        );
-    };
+    let import = |doc: String| import_ok(dir, &url, FARM_KEY, doc);
     let harvest = |name: &str, time: &str| {
         serde_json::json!({
             "type": "ObjectEvent", "eventTime": time, "eventTimeZoneOffset": "+00:00",

@@ -104,6 +104,16 @@ fn one(which: &str, bytes: &[u8], chain_id: &str) -> Result<CheckedTx, String> {
 pub fn check(report: &pb::ReportDeviceConflict, chain_id: &str) -> Result<Proof, String> {
     let a = one("first", &report.first, chain_id)?;
     let b = one("second", &report.second, chain_id)?;
+    prove(&a, &b)
+}
+
+/// The proof two checked device transactions give, or why they give none: one device,
+/// one key, two transactions, and a conflict between them ([`check`] without the
+/// decoding, for a caller that has checked both already).
+pub fn prove(a: &CheckedTx, b: &CheckedTx) -> Result<Proof, String> {
+    if a.signer.kind != SignerKind::Device || b.signer.kind != SignerKind::Device {
+        return Err("both must be signed by a device".to_string());
+    }
     if a.signer.id != b.signer.id {
         return Err(format!(
             "the two are signed by different devices ({} and {})",
@@ -119,13 +129,12 @@ pub fn check(report: &pb::ReportDeviceConflict, chain_id: &str) -> Result<Proof,
     if a.id == b.id {
         return Err(format!("the two are one transaction ({})", a.id));
     }
-    let signer = a.signer.clone();
-    let (a, b) = (side(&a), side(&b));
-    let (first, second) = match a.sequence.cmp(&b.sequence) {
-        Ordering::Less => (a, b),
-        Ordering::Greater => (b, a),
-        Ordering::Equal if a.id < b.id => (a, b),
-        Ordering::Equal => (b, a),
+    let (a_side, b_side) = (side(a), side(b));
+    let (first, second) = match a_side.sequence.cmp(&b_side.sequence) {
+        Ordering::Less => (a_side, b_side),
+        Ordering::Greater => (b_side, a_side),
+        Ordering::Equal if a_side.id < b_side.id => (a_side, b_side),
+        Ordering::Equal => (b_side, a_side),
     };
     let kind = if first.sequence == second.sequence {
         pb::DeviceConflictKind::SameSequence
@@ -139,9 +148,9 @@ pub fn check(report: &pb::ReportDeviceConflict, chain_id: &str) -> Result<Proof,
     };
     Ok(Proof {
         kind,
-        device_id: signer.id,
-        scheme: signer.scheme.into(),
-        public_key: signer.public_key,
+        device_id: a.signer.id.clone(),
+        scheme: a.signer.scheme.into(),
+        public_key: a.signer.public_key.clone(),
         first,
         second,
     })

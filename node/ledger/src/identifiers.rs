@@ -28,9 +28,6 @@ pub fn key(identifier: &str) -> String {
     }
 }
 
-/// The Digital Link domain of index keys.
-const KEY_DOMAIN: &str = "https://id.gs1.org";
-
 /// An EPC pattern URI (`urn:epc:idpat:<scheme>:<fields>`, TDS §6.5) as the index keys it
 /// matches: the keys of every instance it stands for start with one of its prefixes (and
 /// have the shape of that scheme's key). Served: `*` in the last field (every serial of a
@@ -75,7 +72,7 @@ impl Pattern {
         match (scheme, parts.len(), stars) {
             // Every SSCC of a company: 00/<extension digit><CP><serial reference><check>.
             ("sscc", 2, 1) => {
-                let base = format!("{KEY_DOMAIN}/00/");
+                let base = format!("{}/00/", dl::DOMAIN);
                 Ok(Pattern {
                     prefixes: company(&base)?,
                     digits: Some((base.len(), 18, "")),
@@ -84,7 +81,7 @@ impl Pattern {
             // Every SGTIN (or, for classes, every GTIN) of a company:
             // 01/<indicator><CP><item reference><check>[/21/<serial>].
             ("sgtin", 3, 2) => {
-                let base = format!("{KEY_DOMAIN}/01/");
+                let base = format!("{}/01/", dl::DOMAIN);
                 Ok(Pattern {
                     prefixes: company(&base)?,
                     digits: Some((base.len(), 14, if class { "" } else { "/21/" })),

@@ -11,7 +11,8 @@
 //! GS1 Digital Link 1.2 (§4.11, canonical form); the test vectors are GS1's reference
 //! implementation's (`tests/interop.rs`).
 
-const DOMAIN: &str = "https://id.gs1.org";
+/// The domain of canonical Digital Link URIs (the identifier index's keys).
+pub(crate) const DOMAIN: &str = "https://id.gs1.org";
 
 /// The constrained canonical Digital Link URI of `uri`, if it names a GS1 key.
 pub fn canonical(uri: &str) -> Option<String> {

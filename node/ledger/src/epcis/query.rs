@@ -140,10 +140,14 @@ impl Query {
                 format!("the query gives {total} values, more than the {MAX_VALUES} one query may"),
             ));
         }
-        for (name, values) in params {
+        for (i, (name, values)) in params.iter().enumerate() {
             let name = name.as_str();
             if values.is_empty() {
                 return Err(bad(name, "has no value"));
+            }
+            // Given twice, the second would silently replace the first.
+            if params[..i].iter().any(|(n, _)| n == name) {
+                return Err(bad(name, "is given twice: give all its values in one"));
             }
             let class = name.to_ascii_lowercase().ends_with("epcclass");
             let epcs = |values: &[String]| -> Result<Wanted, QueryError> {
@@ -455,6 +459,18 @@ mod tests {
             .expect("a giai pattern");
         assert!(giai.matches(&identifiers::key("urn:epc:id:giai:0614141.A7")));
         assert!(!giai.matches(&identifiers::key("urn:epc:id:giai:0614142.A7")));
+    }
+
+    #[test]
+    fn a_parameter_given_twice_is_refused() {
+        let err = Query::parse(&params(&[
+            ("MATCH_anyEPC", &[ITEM]),
+            ("EQ_bizStep", &["packing"]),
+            ("MATCH_anyEPC", &[PALLET]),
+        ]))
+        .expect_err("twice");
+        assert_eq!(err.name, "MATCH_anyEPC");
+        assert!(err.reason.contains("given twice"), "{err}");
     }
 
     #[test]
